@@ -1,0 +1,1 @@
+//! Framed point-to-point messaging between numbered servers.

@@ -1,0 +1,2 @@
+//! `raft-node`: one server of a Raft cluster.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Raft leader election as a pure state machine.
