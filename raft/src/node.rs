@@ -1,0 +1,812 @@
+//! One Raft server's election logic as a pure state machine.
+//!
+//! [`Node`] holds no clock, socket or thread. The driver calls [`Node::tick`] once per
+//! tick of logical time, [`Node::step`] for every message that arrives and
+//! [`Node::campaign`] to start an election on request; each call returns an [`Output`]
+//! with the state to persist, the messages to send and what happened.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use rand::{Rng, RngCore};
+use tracing::{debug, info, trace, warn};
+
+use crate::config::{Config, ConfigError};
+use crate::message::{
+    AppendRequest, AppendResponse, LogPosition, Message, NodeId, Term, VoteRequest, VoteResponse,
+};
+use crate::output::{Event, Outbound, Output, RefusalReason, Role};
+use crate::storage::HardState;
+
+/// One Raft server's leader-election state machine (Raft paper §5.1, §5.2, §5.4.1;
+/// pre-vote and check-quorum from Ongaro's thesis §9.6 and §4.2.3).
+///
+/// A node always starts as a follower that knows no leader, whatever term it restores.
+///
+/// Known gaps: the log is not replicated yet (the last log position is fixed at creation
+/// and only feeds the up-to-date check); leadership transfer and membership changes are
+/// not supported yet.
+pub struct Node {
+    config: Config,
+    term: Term,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    last_log: LogPosition,
+
+    /// Ticks since the election timer was last reset. For a leader it counts towards
+    /// the next check-quorum instead.
+    election_elapsed: u64,
+    /// The randomized election timeout drawn at the last reset.
+    election_timeout: u64,
+    /// Ticks since the leader last sent heartbeats.
+    heartbeat_elapsed: u64,
+    /// The answers of this election round, by voter: `true` for a grant. The
+    /// (pre-)candidate's own vote is in it.
+    votes: BTreeMap<NodeId, bool>,
+    /// The peers a leader heard from since its last check-quorum.
+    recently_active: BTreeSet<NodeId>,
+
+    rng: Box<dyn RngCore + Send>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("id", &self.config.id)
+            .field("role", &self.role)
+            .field("term", &self.term)
+            .field("voted_for", &self.voted_for)
+            .field("leader", &self.leader)
+            .field("last_log", &self.last_log)
+            .field("election_elapsed", &self.election_elapsed)
+            .field("election_timeout", &self.election_timeout)
+            .field("heartbeat_elapsed", &self.heartbeat_elapsed)
+            .field("votes", &self.votes)
+            .field("recently_active", &self.recently_active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Restores a server from its persisted state. `rng` draws the randomized election
+    /// timeouts, so a seeded generator makes the node fully deterministic.
+    ///
+    /// The node starts as a follower that knows no leader, in `state.term`, keeping
+    /// `state.voted_for` so that it cannot vote twice in that term (§5.2).
+    ///
+    /// # Errors
+    ///
+    /// Returns the first setting [`Config::validate`] refuses.
+    pub fn new(
+        config: Config,
+        state: HardState,
+        last_log: LogPosition,
+        rng: impl RngCore + Send + 'static,
+    ) -> Result<Node, ConfigError> {
+        config.validate()?;
+
+        let mut node = Node {
+            config,
+            term: state.term,
+            voted_for: state.voted_for,
+            role: Role::Follower,
+            leader: None,
+            last_log,
+            election_elapsed: 0,
+            election_timeout: 0,
+            heartbeat_elapsed: 0,
+            votes: BTreeMap::new(),
+            recently_active: BTreeSet::new(),
+            rng: Box::new(rng),
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    /// Advances logical time by one tick.
+    ///
+    /// A leader sends heartbeats every `heartbeat_interval` ticks and, with check-quorum,
+    /// steps down when a majority stayed silent for `election_timeout_min` ticks. Any
+    /// other voter starts an election when its randomized timeout elapses; a single-voter
+    /// cluster elects itself on the first tick.
+    pub fn tick(&mut self) -> Output {
+        let before = self.hard_state();
+        let mut out = Output::default();
+
+        if self.role == Role::Leader {
+            self.tick_leader(&mut out);
+        } else {
+            self.tick_election(&mut out);
+        }
+
+        self.finish(before, out)
+    }
+
+    /// Handles one message `message` from peer `from`.
+    pub fn step(&mut self, from: NodeId, message: Message) -> Output {
+        let before = self.hard_state();
+        let mut out = Output::default();
+
+        if from == self.config.id {
+            warn!(node = self.config.id, "ignored a message from itself");
+            return out;
+        }
+        self.step_message(from, message, &mut out);
+
+        self.finish(before, out)
+    }
+
+    /// Starts an election now, as if the election timer had elapsed: with pre-vote a
+    /// pre-vote round, otherwise a real election in the next term.
+    ///
+    /// Does nothing on a leader, and nothing on a non-voter (which never campaigns).
+    pub fn campaign(&mut self) -> Output {
+        let before = self.hard_state();
+        let mut out = Output::default();
+
+        if self.role == Role::Leader {
+            debug!(
+                node = self.config.id,
+                term = self.term,
+                "already leader; not campaigning"
+            );
+            return out;
+        }
+        if !self.config.is_voter() {
+            warn!(
+                node = self.config.id,
+                "cannot campaign: this server is not a voter"
+            );
+            return out;
+        }
+        self.start_election(&mut out);
+
+        self.finish(before, out)
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The role this server plays now.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The latest term this server has seen.
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    /// The leader of the current term, if this server knows it (itself when leader).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// The term and vote that must be persisted.
+    pub fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+        }
+    }
+
+    /// The settings this server runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The position of this server's last log entry, as given at creation.
+    pub fn last_log(&self) -> LogPosition {
+        self.last_log
+    }
+
+    /// Ticks since the last election-timer reset: for a follower, the time since it last
+    /// heard from its leader or granted a vote. For a leader, the ticks since its last
+    /// check-quorum.
+    pub fn election_elapsed(&self) -> u64 {
+        self.election_elapsed
+    }
+
+    /// The currently drawn randomized election timeout, in ticks.
+    pub fn election_timeout(&self) -> u64 {
+        self.election_timeout
+    }
+
+    /// Forces the current randomized election timeout, for tests and simulations. The
+    /// next timer reset draws a random value again.
+    pub fn set_election_timeout(&mut self, ticks: u64) {
+        self.election_timeout = ticks;
+    }
+
+    /// Sets `Output::hard_state` when the term or vote changed during the call, so the
+    /// driver persists them before sending the messages that depend on them (§5.2,
+    /// Figure 2: "updated on stable storage before responding to RPCs").
+    fn finish(&self, before: HardState, mut out: Output) -> Output {
+        let after = self.hard_state();
+        if after != before {
+            out.hard_state = Some(after);
+        }
+        out
+    }
+
+    // ----- timers -----
+
+    fn tick_election(&mut self, out: &mut Output) {
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+
+        if !self.config.is_voter() {
+            return;
+        }
+
+        // A lone voter is its own majority: waiting for a timeout would only delay it.
+        let alone = self.config.voters.len() == 1;
+        if alone || self.election_elapsed >= self.election_timeout {
+            self.start_election(out);
+        }
+    }
+
+    fn tick_leader(&mut self, out: &mut Output) {
+        self.election_elapsed += 1;
+
+        if self.config.check_quorum && self.election_elapsed >= self.config.election_timeout_min {
+            self.election_elapsed = 0;
+            if !self.quorum_active() {
+                info!(
+                    node = self.config.id,
+                    term = self.term,
+                    "quorum lost, stepping down"
+                );
+                out.events.push(Event::QuorumLost { term: self.term });
+                self.become_follower(self.term, None, out);
+                return;
+            }
+            self.recently_active.clear();
+        }
+
+        self.heartbeat_elapsed += 1;
+        if self.heartbeat_elapsed >= self.config.heartbeat_interval {
+            self.heartbeat_elapsed = 0;
+            self.broadcast_heartbeat(out);
+        }
+    }
+
+    /// Whether a majority of voters, this leader included, was heard from since the
+    /// last check (thesis §6.2 / check-quorum).
+    fn quorum_active(&self) -> bool {
+        let heard = self
+            .config
+            .voters
+            .iter()
+            .filter(|&&voter| voter == self.config.id || self.recently_active.contains(&voter))
+            .count();
+        heard >= self.config.quorum()
+    }
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed = 0;
+        self.election_timeout = self
+            .rng
+            .random_range(self.config.election_timeout_min..self.config.election_timeout_max);
+    }
+
+    /// Whether this server heard from a live leader less than a minimum election timeout
+    /// ago, so that it keeps following it and refuses votes (leader stickiness, thesis
+    /// §4.2.3). A leader with check-quorum always counts as live: it steps down by
+    /// itself when it is not.
+    fn in_lease(&self) -> bool {
+        self.config.check_quorum
+            && self.leader.is_some()
+            && self.election_elapsed < self.config.election_timeout_min
+    }
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let me = self.config.id;
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(move |&voter| voter != me)
+    }
+
+    fn send(&self, to: NodeId, message: Message, out: &mut Output) {
+        trace!(node = self.config.id, to, ?message, "sending");
+        out.messages.push(Outbound { to, message });
+    }
+
+    fn broadcast_heartbeat(&self, out: &mut Output) {
+        let heartbeat = AppendRequest {
+            term: self.term,
+            prev_log: self.last_log,
+            commit: 0,
+        };
+        for peer in self.peers() {
+            self.send(peer, Message::AppendRequest(heartbeat), out);
+        }
+    }
+
+    // ----- role transitions -----
+
+    /// Becomes a follower in `term` (at least the current term), following `leader`.
+    /// A higher term clears the vote (§5.1: one vote per term, the term is new).
+    ///
+    /// # Panics
+    ///
+    /// On "follower → follower" in the same term, and on a `term` below the current
+    /// one: both are bugs in the caller, not protocol events.
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>, out: &mut Output) {
+        assert!(
+            term >= self.term,
+            "illegal transition {} → follower: term {term} is below the current term {}",
+            self.role,
+            self.term
+        );
+        assert!(
+            !(self.role == Role::Follower && term == self.term),
+            "illegal transition follower → follower within term {term}"
+        );
+
+        let from = self.role;
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        self.role = Role::Follower;
+        self.reset_round();
+        self.reset_election_timer();
+
+        info!(node = self.config.id, term, leader = ?leader, "became follower");
+        out.events.push(Event::RoleChanged {
+            from,
+            to: Role::Follower,
+            term,
+        });
+        self.set_leader(leader, out);
+    }
+
+    /// Becomes a pre-candidate and polls every voter with a pre-vote for the next term
+    /// (thesis §9.6). Neither the term nor the vote changes.
+    ///
+    /// # Panics
+    ///
+    /// On "leader → pre-candidate": a leader never campaigns.
+    fn become_pre_candidate(&mut self, out: &mut Output) {
+        assert!(
+            self.role != Role::Leader,
+            "illegal transition leader → pre-candidate"
+        );
+
+        let from = self.role;
+        self.role = Role::PreCandidate;
+        self.reset_round();
+        self.reset_election_timer();
+
+        let term = self.term;
+        info!(node = self.config.id, term, "became pre-candidate");
+        out.events.push(Event::RoleChanged {
+            from,
+            to: Role::PreCandidate,
+            term,
+        });
+        self.set_leader(None, out);
+
+        self.request_votes(self.term + 1, true, out);
+    }
+
+    /// Becomes a candidate in the next term, votes for itself and asks every voter for
+    /// its vote (§5.2). The new term and the self-vote are persisted in the same
+    /// [`Output`] as the requests.
+    ///
+    /// # Panics
+    ///
+    /// On "leader → candidate": a leader never campaigns.
+    fn become_candidate(&mut self, out: &mut Output) {
+        assert!(
+            self.role != Role::Leader,
+            "illegal transition leader → candidate"
+        );
+
+        let from = self.role;
+        self.role = Role::Candidate;
+        self.term += 1;
+        self.voted_for = Some(self.config.id);
+        self.reset_round();
+        self.reset_election_timer();
+
+        let term = self.term;
+        info!(node = self.config.id, term, "became candidate");
+        out.events.push(Event::RoleChanged {
+            from,
+            to: Role::Candidate,
+            term,
+        });
+        self.set_leader(None, out);
+
+        self.request_votes(self.term, false, out);
+    }
+
+    /// Becomes the leader of the current term and asserts it at once with a heartbeat to
+    /// every peer (§5.2).
+    ///
+    /// # Panics
+    ///
+    /// On any transition but "candidate → leader": only an election makes a leader.
+    fn become_leader(&mut self, out: &mut Output) {
+        assert!(
+            self.role == Role::Candidate,
+            "illegal transition {} → leader: only a candidate can become leader",
+            self.role
+        );
+
+        let votes: Vec<NodeId> = self.granted_votes();
+        self.role = Role::Leader;
+        self.reset_round();
+        self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
+
+        let term = self.term;
+        info!(node = self.config.id, term, votes = ?votes, "became leader");
+        out.events.push(Event::RoleChanged {
+            from: Role::Candidate,
+            to: Role::Leader,
+            term,
+        });
+        self.set_leader(Some(self.config.id), out);
+
+        self.broadcast_heartbeat(out);
+    }
+
+    /// Forgets the per-round state: the tally of an election and the activity a leader
+    /// recorded.
+    fn reset_round(&mut self) {
+        self.votes.clear();
+        self.recently_active.clear();
+    }
+
+    fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Output) {
+        if self.leader != leader {
+            self.leader = leader;
+            out.events.push(Event::LeaderChanged {
+                leader,
+                term: self.term,
+            });
+        }
+    }
+
+    // ----- elections -----
+
+    fn start_election(&mut self, out: &mut Output) {
+        if self.config.pre_vote {
+            self.become_pre_candidate(out);
+        } else {
+            self.become_candidate(out);
+        }
+    }
+
+    /// Sends a (pre-)vote request for `term` to every peer, records the node's own vote
+    /// and counts at once, which elects a single-voter cluster immediately.
+    fn request_votes(&mut self, term: Term, pre_vote: bool, out: &mut Output) {
+        info!(node = self.config.id, term, pre_vote, "election started");
+        out.events.push(Event::ElectionStarted { term, pre_vote });
+
+        let request = VoteRequest {
+            term,
+            pre_vote,
+            last_log: self.last_log,
+        };
+        for peer in self.peers() {
+            self.send(peer, Message::VoteRequest(request), out);
+        }
+
+        self.votes.insert(self.config.id, true);
+        self.count_votes(out);
+    }
+
+    fn granted_votes(&self) -> Vec<NodeId> {
+        self.votes
+            .iter()
+            .filter(|(_, &granted)| granted)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// Records one voter's answer (only its first answer in a round counts) and decides
+    /// the round if a majority agrees.
+    fn record_vote(&mut self, from: NodeId, granted: bool, out: &mut Output) {
+        if !self.config.voters.contains(&from) {
+            debug!(
+                node = self.config.id,
+                from, "ignored a vote from a non-voter"
+            );
+            return;
+        }
+        self.votes.entry(from).or_insert(granted);
+        self.count_votes(out);
+    }
+
+    fn count_votes(&mut self, out: &mut Output) {
+        let granted = self.votes.values().filter(|&&granted| granted).count();
+        let refused = self.votes.len() - granted;
+        let quorum = self.config.quorum();
+
+        if granted >= quorum {
+            match self.role {
+                Role::PreCandidate => self.become_candidate(out),
+                Role::Candidate => {
+                    out.events.push(Event::ElectionWon {
+                        term: self.term,
+                        votes: self.granted_votes(),
+                    });
+                    self.become_leader(out);
+                }
+                Role::Follower | Role::Leader => {}
+            }
+        } else if refused >= quorum {
+            let pre_vote = self.role == Role::PreCandidate;
+            let term = if pre_vote { self.term + 1 } else { self.term };
+            info!(node = self.config.id, term, pre_vote, "election lost");
+            out.events.push(Event::ElectionLost { term, pre_vote });
+            self.become_follower(self.term, None, out);
+        }
+    }
+
+    // ----- messages -----
+
+    fn step_message(&mut self, from: NodeId, message: Message, out: &mut Output) {
+        let term = message.term();
+
+        if term > self.term && !self.step_higher_term(from, &message, out) {
+            return;
+        }
+        if term < self.term {
+            self.step_lower_term(from, &message, out);
+            return;
+        }
+
+        if self.role == Role::Leader && term == self.term {
+            // Any message of the leader's own term proves the peer is reachable.
+            self.recently_active.insert(from);
+        }
+
+        match message {
+            Message::VoteRequest(request) => self.handle_vote_request(from, request, out),
+            Message::VoteResponse(response) => self.handle_vote_response(from, response, out),
+            Message::AppendRequest(request) => self.handle_append_request(from, request, out),
+            Message::AppendResponse(_) => {
+                trace!(node = self.config.id, from, "append response");
+            }
+        }
+    }
+
+    /// Applies the rule "a higher term makes the receiver a follower in it" (§5.1), with
+    /// the exceptions of pre-vote and leader stickiness. Returns whether the message
+    /// should still be handled.
+    fn step_higher_term(&mut self, from: NodeId, message: &Message, out: &mut Output) -> bool {
+        match message {
+            Message::VoteRequest(request) => {
+                // Leader stickiness (thesis §4.2.3): while a live leader is heard from,
+                // a vote request must not disturb the cluster, so the receiver neither
+                // adopts its term nor grants it. A leadership transfer would bypass this
+                // check, but transfers are not supported yet.
+                if self.in_lease() {
+                    // Cannot fail because in_lease() requires a known leader.
+                    let leader = self.leader.expect("in_lease implies a known leader");
+                    let reason = RefusalReason::LeaderActive { leader };
+                    self.refuse_vote(from, *request, reason, out);
+                    return false;
+                }
+
+                // A pre-vote request carries a term its sender has not entered: the
+                // receiver's term must not move (thesis §9.6).
+                if !request.pre_vote {
+                    self.become_follower(request.term, None, out);
+                }
+                true
+            }
+            Message::VoteResponse(response) if response.pre_vote && response.granted => {
+                // A granted pre-vote echoes the term the pre-candidate would campaign
+                // in; it says nothing about a newer term existing.
+                true
+            }
+            Message::AppendRequest(request) => {
+                self.become_follower(request.term, Some(from), out);
+                true
+            }
+            Message::VoteResponse(_) | Message::AppendResponse(_) => {
+                // Includes a refused pre-vote with a higher term (the pre-candidate is
+                // behind and catches up) and an append response from a server that
+                // moved on, which deposes a stale leader (etcd's stuck-candidate fix).
+                self.become_follower(message.term(), None, out);
+                true
+            }
+        }
+    }
+
+    /// Handles a message from an older term: it is ignored, except that the sender
+    /// learns the current term when that helps the cluster elect a leader.
+    fn step_lower_term(&mut self, from: NodeId, message: &Message, out: &mut Output) {
+        match message {
+            Message::AppendRequest(_) => {
+                // A deposed leader (or one cut off by a partition) learns the new term and
+                // steps down; without the answer it would keep sending heartbeats, and
+                // a candidate it sticks to could never win (check-quorum liveness).
+                debug!(
+                    node = self.config.id,
+                    from, "stale append request; answering"
+                );
+                let response = AppendResponse {
+                    term: self.term,
+                    success: false,
+                    match_index: 0,
+                };
+                self.send(from, Message::AppendResponse(response), out);
+            }
+            Message::VoteRequest(request) => {
+                // "Reply false if term < currentTerm" (§5.1, Figure 2). The answer carries
+                // the higher term so a lagging (pre-)candidate can catch up.
+                self.refuse_vote(from, *request, RefusalReason::StaleTerm, out);
+            }
+            Message::VoteResponse(_) | Message::AppendResponse(_) => {
+                debug!(
+                    node = self.config.id,
+                    from,
+                    term = message.term(),
+                    "ignored stale message"
+                );
+            }
+        }
+    }
+
+    /// Decides a vote or pre-vote at the request's term, or at a lower own term for a
+    /// pre-vote (§5.2, §5.4.1, thesis §9.6).
+    fn handle_vote_request(&mut self, from: NodeId, request: VoteRequest, out: &mut Output) {
+        // One vote per term, first come first served (§5.2): a voter may repeat its vote
+        // for the same candidate, or vote when it has neither voted nor seen a leader in
+        // this term. A pre-vote for a later term binds nothing, so it only needs the
+        // term to be ahead.
+        let can_vote = self.voted_for == Some(from)
+            || (self.voted_for.is_none() && self.leader.is_none())
+            || (request.pre_vote && request.term > self.term);
+        if !can_vote {
+            let reason = match (self.role, self.voted_for) {
+                (Role::Leader, _) => RefusalReason::IsLeader,
+                (_, Some(voted_for)) => RefusalReason::AlreadyVoted { voted_for },
+                (_, None) => match self.leader {
+                    Some(leader) => RefusalReason::LeaderActive { leader },
+                    // Cannot happen: with no vote and no leader `can_vote` holds.
+                    None => RefusalReason::StaleTerm,
+                },
+            };
+            self.refuse_vote(from, request, reason, out);
+            return;
+        }
+
+        // Election restriction (§5.4.1): only a candidate whose log is at least as up to
+        // date as the voter's may win, so every leader holds all committed entries.
+        if request.last_log < self.last_log {
+            self.refuse_vote(from, request, RefusalReason::LogBehind, out);
+            return;
+        }
+
+        self.grant_vote(from, request, out);
+    }
+
+    fn grant_vote(&mut self, from: NodeId, request: VoteRequest, out: &mut Output) {
+        let pre_vote = request.pre_vote;
+        if !pre_vote {
+            // The vote is recorded here and persisted by `finish` in the same Output as
+            // the response: the driver writes it to disk before answering (§5.2).
+            self.voted_for = Some(from);
+            self.reset_election_timer();
+        }
+
+        info!(
+            node = self.config.id,
+            term = request.term,
+            candidate = from,
+            pre_vote,
+            "vote granted"
+        );
+        out.events.push(Event::VoteGranted {
+            candidate: from,
+            term: request.term,
+            pre_vote,
+        });
+
+        let response = VoteResponse {
+            term: request.term,
+            pre_vote,
+            granted: true,
+        };
+        self.send(from, Message::VoteResponse(response), out);
+    }
+
+    fn refuse_vote(
+        &mut self,
+        from: NodeId,
+        request: VoteRequest,
+        reason: RefusalReason,
+        out: &mut Output,
+    ) {
+        let pre_vote = request.pre_vote;
+        info!(node = self.config.id, term = request.term, candidate = from, pre_vote,
+              reason = %reason, "vote refused");
+        out.events.push(Event::VoteRefused {
+            candidate: from,
+            term: request.term,
+            pre_vote,
+            reason,
+        });
+
+        // The refusal carries the voter's own term: a candidate behind it catches up,
+        // one ahead of it ignores the answer as stale.
+        let response = VoteResponse {
+            term: self.term,
+            pre_vote,
+            granted: false,
+        };
+        self.send(from, Message::VoteResponse(response), out);
+    }
+
+    fn handle_vote_response(&mut self, from: NodeId, response: VoteResponse, out: &mut Output) {
+        let counts = match self.role {
+            // A pre-candidate at term T asked for T + 1: grants echo T + 1, refusals carry
+            // the voter's term, which is T here (a higher one already made it follow).
+            Role::PreCandidate if response.pre_vote => {
+                if response.granted {
+                    response.term == self.term + 1
+                } else {
+                    response.term == self.term
+                }
+            }
+            Role::Candidate if !response.pre_vote => response.term == self.term,
+            _ => false,
+        };
+
+        if counts {
+            self.record_vote(from, response.granted, out);
+        } else {
+            trace!(
+                node = self.config.id,
+                from,
+                ?response,
+                "ignored vote response"
+            );
+        }
+    }
+
+    fn handle_append_request(&mut self, from: NodeId, request: AppendRequest, out: &mut Output) {
+        match self.role {
+            Role::Leader => {
+                // Two leaders in one term would mean election safety is broken (§5.2).
+                warn!(
+                    node = self.config.id,
+                    term = self.term,
+                    other = from,
+                    "append request from another leader of this term; ignored"
+                );
+                return;
+            }
+            Role::Candidate | Role::PreCandidate => {
+                // A leader of this term exists: the election is over (§5.2).
+                self.become_follower(request.term, Some(from), out);
+            }
+            Role::Follower => {
+                self.set_leader(Some(from), out);
+                self.reset_election_timer();
+            }
+        }
+
+        // Entries are not replicated yet, so there is nothing to check the previous
+        // position against: every heartbeat of the current leader is accepted and the
+        // follower claims only the empty prefix (index 0) in common.
+        let response = AppendResponse {
+            term: self.term,
+            success: true,
+            match_index: 0,
+        };
+        self.send(from, Message::AppendResponse(response), out);
+    }
+}
