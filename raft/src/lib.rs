@@ -3,6 +3,9 @@
 //! (Crate documentation: to be written with the core — how a driver uses it.)
 
 mod config;
+mod crc32;
+mod file_storage;
+mod memory_storage;
 mod message;
 mod node;
 mod output;
@@ -11,6 +14,8 @@ mod storage;
 pub mod sim;
 
 pub use config::{Config, ConfigError};
+pub use file_storage::FileStorage;
+pub use memory_storage::MemoryStorage;
 pub use message::{
     AppendRequest, AppendResponse, LogIndex, LogPosition, Message, NodeId, Term, VoteRequest,
     VoteResponse,

@@ -810,3 +810,437 @@ impl Node {
         self.send(from, Message::AppendResponse(response), out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn config(id: NodeId, voters: &[NodeId], pre_vote: bool, check_quorum: bool) -> Config {
+        Config {
+            pre_vote,
+            check_quorum,
+            ..Config::new(id, voters.iter().copied())
+        }
+    }
+
+    fn node(config: Config) -> Node {
+        let rng = ChaCha8Rng::seed_from_u64(config.id);
+        Node::new(config, HardState::default(), LogPosition::default(), rng).unwrap()
+    }
+
+    /// Ticks until the call whose output is returned starts an election.
+    fn tick_until_timeout(node: &mut Node) -> Output {
+        node.set_election_timeout(3);
+        for _ in 0..2 {
+            assert!(node.tick().is_empty());
+        }
+        node.tick()
+    }
+
+    fn vote_request(term: Term, pre_vote: bool) -> Message {
+        Message::VoteRequest(VoteRequest {
+            term,
+            pre_vote,
+            last_log: LogPosition::default(),
+        })
+    }
+
+    fn vote_response(term: Term, pre_vote: bool, granted: bool) -> Message {
+        Message::VoteResponse(VoteResponse {
+            term,
+            pre_vote,
+            granted,
+        })
+    }
+
+    fn heartbeat(term: Term) -> Message {
+        Message::AppendRequest(AppendRequest {
+            term,
+            prev_log: LogPosition::default(),
+            commit: 0,
+        })
+    }
+
+    fn to(to: NodeId, message: Message) -> Outbound {
+        Outbound { to, message }
+    }
+
+    /// A follower whose election timer elapses with pre-vote off enters the next term,
+    /// votes for itself, persists both and asks every peer for its vote (§5.2).
+    #[test]
+    fn follower_timeout_without_pre_vote_starts_an_election_in_the_next_term() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+
+        let out = tick_until_timeout(&mut node);
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: Some(HardState {
+                    term: 1,
+                    voted_for: Some(1)
+                }),
+                messages: vec![to(2, vote_request(1, false)), to(3, vote_request(1, false))],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::Follower,
+                        to: Role::Candidate,
+                        term: 1
+                    },
+                    Event::ElectionStarted {
+                        term: 1,
+                        pre_vote: false
+                    },
+                ],
+            }
+        );
+    }
+
+    /// With pre-vote, a timeout only polls the peers for the next term: the term and the
+    /// vote stay, so nothing is persisted (thesis §9.6).
+    #[test]
+    fn follower_timeout_with_pre_vote_polls_for_the_next_term_without_changing_its_own() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+
+        let out = tick_until_timeout(&mut node);
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, vote_request(1, true)), to(3, vote_request(1, true))],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::Follower,
+                        to: Role::PreCandidate,
+                        term: 0
+                    },
+                    Event::ElectionStarted {
+                        term: 1,
+                        pre_vote: true
+                    },
+                ],
+            }
+        );
+        assert_eq!(node.term(), 0);
+    }
+
+    /// A pre-candidate with a majority of pre-votes starts the real election (§9.6).
+    #[test]
+    fn pre_candidate_with_a_majority_of_pre_votes_becomes_candidate() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        let _ = tick_until_timeout(&mut node);
+
+        let out = node.step(2, vote_response(1, true, true));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: Some(HardState {
+                    term: 1,
+                    voted_for: Some(1)
+                }),
+                messages: vec![to(2, vote_request(1, false)), to(3, vote_request(1, false))],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::PreCandidate,
+                        to: Role::Candidate,
+                        term: 1
+                    },
+                    Event::ElectionStarted {
+                        term: 1,
+                        pre_vote: false
+                    },
+                ],
+            }
+        );
+    }
+
+    /// A candidate with a majority becomes leader and sends a heartbeat at once (§5.2).
+    #[test]
+    fn candidate_with_a_majority_becomes_leader_and_sends_heartbeats() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+        let _ = tick_until_timeout(&mut node);
+
+        let out = node.step(3, vote_response(1, false, true));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, heartbeat(1)), to(3, heartbeat(1))],
+                events: vec![
+                    Event::ElectionWon {
+                        term: 1,
+                        votes: vec![1, 3]
+                    },
+                    Event::RoleChanged {
+                        from: Role::Candidate,
+                        to: Role::Leader,
+                        term: 1
+                    },
+                    Event::LeaderChanged {
+                        leader: Some(1),
+                        term: 1
+                    },
+                ],
+            }
+        );
+    }
+
+    /// Granting a vote in a new term persists the term and vote in the same output as
+    /// the answer (§5.1, §5.2, Figure 2).
+    #[test]
+    fn follower_grants_a_higher_term_vote_and_persists_it_with_the_answer() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+
+        let out = node.step(2, vote_request(5, false));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: Some(HardState {
+                    term: 5,
+                    voted_for: Some(2)
+                }),
+                messages: vec![to(2, vote_response(5, false, true))],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::Follower,
+                        to: Role::Follower,
+                        term: 5
+                    },
+                    Event::VoteGranted {
+                        candidate: 2,
+                        term: 5,
+                        pre_vote: false
+                    },
+                ],
+            }
+        );
+    }
+
+    /// A pre-vote is granted without touching the voter's term, vote or timer (§9.6).
+    #[test]
+    fn pre_vote_is_granted_without_changing_any_state() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        let _ = node.tick();
+        let elapsed = node.election_elapsed();
+
+        let out = node.step(2, vote_request(1, true));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, vote_response(1, true, true))],
+                events: vec![Event::VoteGranted {
+                    candidate: 2,
+                    term: 1,
+                    pre_vote: true
+                }],
+            }
+        );
+        assert_eq!(node.hard_state(), HardState::default());
+        assert_eq!(node.election_elapsed(), elapsed);
+    }
+
+    /// A pre-vote request from a term behind gets a refusal with the voter's term, so the
+    /// lagging server catches up (etcd's smaller-term liveness fix, §5.1).
+    #[test]
+    fn pre_vote_from_a_lower_term_is_refused_with_the_higher_term() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        let _ = node.step(3, vote_request(7, false));
+
+        let out = node.step(2, vote_request(4, true));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, vote_response(7, true, false))],
+                events: vec![Event::VoteRefused {
+                    candidate: 2,
+                    term: 4,
+                    pre_vote: true,
+                    reason: RefusalReason::StaleTerm,
+                }],
+            }
+        );
+    }
+
+    /// A heartbeat from an older term is answered with the current term, so a deposed
+    /// leader learns it and steps down (§5.1).
+    #[test]
+    fn stale_heartbeat_is_answered_with_the_current_term() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        let _ = node.step(3, heartbeat(4));
+
+        let out = node.step(2, heartbeat(2));
+
+        let response = AppendResponse {
+            term: 4,
+            success: false,
+            match_index: 0,
+        };
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, Message::AppendResponse(response))],
+                events: vec![],
+            }
+        );
+    }
+
+    /// A follower acknowledges its leader's heartbeat and learns who leads (§5.2).
+    #[test]
+    fn follower_acknowledges_a_heartbeat_and_learns_the_leader() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+
+        let out = node.step(2, heartbeat(3));
+
+        let response = AppendResponse {
+            term: 3,
+            success: true,
+            match_index: 0,
+        };
+        assert_eq!(
+            out,
+            Output {
+                hard_state: Some(HardState {
+                    term: 3,
+                    voted_for: None
+                }),
+                messages: vec![to(2, Message::AppendResponse(response))],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::Follower,
+                        to: Role::Follower,
+                        term: 3
+                    },
+                    Event::LeaderChanged {
+                        leader: Some(2),
+                        term: 3
+                    },
+                ],
+            }
+        );
+        assert_eq!(node.leader(), Some(2));
+    }
+
+    /// A lone voter is its own majority: its first tick makes it leader of term 1,
+    /// persisting term and self-vote, with no message to send (§5.2).
+    #[test]
+    fn single_voter_becomes_leader_on_its_first_tick() {
+        let mut node = node(config(1, &[1], true, true));
+
+        let out = node.tick();
+
+        assert_eq!(
+            out.hard_state,
+            Some(HardState {
+                term: 1,
+                voted_for: Some(1)
+            })
+        );
+        assert!(out.messages.is_empty());
+        assert_eq!(
+            out.events,
+            vec![
+                Event::RoleChanged {
+                    from: Role::Follower,
+                    to: Role::PreCandidate,
+                    term: 0
+                },
+                Event::ElectionStarted {
+                    term: 1,
+                    pre_vote: true
+                },
+                Event::RoleChanged {
+                    from: Role::PreCandidate,
+                    to: Role::Candidate,
+                    term: 1
+                },
+                Event::ElectionStarted {
+                    term: 1,
+                    pre_vote: false
+                },
+                Event::ElectionWon {
+                    term: 1,
+                    votes: vec![1]
+                },
+                Event::RoleChanged {
+                    from: Role::Candidate,
+                    to: Role::Leader,
+                    term: 1
+                },
+                Event::LeaderChanged {
+                    leader: Some(1),
+                    term: 1
+                },
+            ]
+        );
+    }
+
+    /// A leader sends one heartbeat per peer every heartbeat interval (§5.2).
+    #[test]
+    fn leader_sends_heartbeats_every_interval() {
+        let mut node = node(config(1, &[1, 2, 3], false, false));
+        let _ = tick_until_timeout(&mut node);
+        let _ = node.step(2, vote_response(1, false, true));
+
+        for _ in 1..node.config().heartbeat_interval {
+            assert!(node.tick().is_empty());
+        }
+        let out = node.tick();
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(2, heartbeat(1)), to(3, heartbeat(1))],
+                events: vec![],
+            }
+        );
+    }
+
+    /// A non-voter never campaigns, even when asked (§5.2: only voters stand).
+    #[test]
+    fn campaign_on_a_non_voter_does_nothing() {
+        let mut node = node(config(9, &[1, 2, 3], true, true));
+
+        assert!(node.campaign().is_empty());
+        assert_eq!(node.role(), Role::Follower);
+    }
+
+    /// Only an election makes a leader: a direct follower → leader transition is a bug
+    /// and panics with a message naming it.
+    #[test]
+    #[should_panic(expected = "illegal transition follower → leader")]
+    fn follower_to_leader_directly_panics() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        node.become_leader(&mut Output::default());
+    }
+
+    /// A leader never campaigns again: leader → candidate panics.
+    #[test]
+    #[should_panic(expected = "illegal transition leader → candidate")]
+    fn leader_to_candidate_panics() {
+        let mut node = node(config(1, &[1], false, true));
+        let _ = node.tick();
+        node.become_candidate(&mut Output::default());
+    }
+
+    /// The node can move between threads and be printed (drivers and simulators).
+    #[test]
+    fn node_is_send_and_debug() {
+        fn assert_send<T: Send + fmt::Debug>() {}
+        assert_send::<Node>();
+        let text = format!("{:?}", node(config(1, &[1, 2, 3], true, true)));
+        assert!(text.contains("role: Follower"), "{text}");
+    }
+}
