@@ -1,0 +1,249 @@
+//! The accepting side over TCP: checks each inbound connection's handshake, then reads
+//! its frames and hands the decoded envelopes to the server's handle.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Decoder;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::codec::{self, FrameDecoder};
+use crate::config::{Config, ServerId};
+use crate::envelope::Envelope;
+use crate::error::FrameError;
+use crate::handshake::{self, HelloError, Refusal};
+use crate::server::{Core, Wiring};
+
+/// Bytes asked of the socket per read; one read usually yields many small frames.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(20);
+
+/// Binds a listening socket with `SO_REUSEADDR`, so a restarted server can take its
+/// port back while old connections linger in TIME_WAIT.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// The open inbound connection of each peer, so that a newer one replaces it.
+#[derive(Debug, Default)]
+struct Registry {
+    open: Mutex<HashMap<ServerId, (u64, CancellationToken)>>,
+    next_number: AtomicU64,
+}
+
+impl Registry {
+    /// Records a new connection from `peer`, closing the one it replaces.
+    fn register(&self, peer: ServerId, parent: &CancellationToken) -> (u64, CancellationToken) {
+        let number = self.next_number.fetch_add(1, Ordering::Relaxed);
+        let token = parent.child_token();
+
+        // A poisoned lock means another connection task panicked mid-update; the map
+        // is still usable, so carry on with it.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, older)) = open.insert(peer, (number, token.clone())) {
+            tracing::info!(peer, "inbound connection replaced");
+            older.cancel();
+        }
+        (number, token)
+    }
+
+    /// Forgets a connection unless a newer one has already replaced it.
+    fn unregister(&self, peer: ServerId, number: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open
+            .get(&peer)
+            .is_some_and(|(current, _)| *current == number)
+        {
+            open.remove(&peer);
+        }
+    }
+}
+
+/// What every inbound connection task needs.
+#[derive(Debug)]
+struct Acceptor<M> {
+    config: Arc<Config>,
+    core: Arc<Core>,
+    inbound: mpsc::Sender<Vec<Envelope<M>>>,
+    registry: Registry,
+    tasks: TaskTracker,
+}
+
+/// Spawns the accept loop on the server's task tracker.
+pub(crate) fn spawn<M>(listener: TcpListener, config: Arc<Config>, wiring: &Wiring<M>)
+where
+    M: DeserializeOwned + Send + 'static,
+{
+    let acceptor = Arc::new(Acceptor {
+        config,
+        core: Arc::clone(&wiring.core),
+        inbound: wiring.inbound.clone(),
+        registry: Registry::default(),
+        tasks: wiring.tasks.clone(),
+    });
+    wiring.tasks.spawn(accept_loop(listener, acceptor));
+}
+
+async fn accept_loop<M>(listener: TcpListener, acceptor: Arc<Acceptor<M>>)
+where
+    M: DeserializeOwned + Send + 'static,
+{
+    let shutdown = acceptor.core.shutdown.clone();
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, addr)) => {
+                    let task = serve_inbound(stream, addr, Arc::clone(&acceptor));
+                    acceptor.tasks.spawn(task);
+                }
+                Err(e) => {
+                    tracing::warn!(reason = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                }
+            },
+        }
+    }
+}
+
+async fn serve_inbound<M>(mut stream: TcpStream, addr: SocketAddr, acceptor: Arc<Acceptor<M>>)
+where
+    M: DeserializeOwned + Send + 'static,
+{
+    let shutdown = &acceptor.core.shutdown;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%addr, reason = %e, "cannot set TCP_NODELAY");
+    }
+
+    let timeout = acceptor.config.options().handshake_timeout;
+    let hello = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        read = tokio::time::timeout(timeout, handshake::read_hello(&mut stream)) => read,
+    };
+    let hello = match hello {
+        Err(_) => {
+            tracing::warn!(%addr, reason = "handshake timed out", "handshake refused");
+            return;
+        }
+        Ok(Err(HelloError::Io(e))) => {
+            tracing::debug!(%addr, reason = %e, "connection closed before handshake");
+            return;
+        }
+        Ok(Err(HelloError::Refused(refusal))) => return refuse(stream, addr, refusal).await,
+        Ok(Ok(hello)) => hello,
+    };
+    if let Err(refusal) = hello.check(&acceptor.config, acceptor.core.id) {
+        return refuse(stream, addr, refusal).await;
+    }
+
+    let peer = hello.sender;
+    let Some(index) = acceptor.core.peer_index(peer) else {
+        // check() accepted the id, so it is a configured server other than this one,
+        // hence a peer; refuse rather than panic should that ever change.
+        return refuse(stream, addr, Refusal::UnknownId).await;
+    };
+    if let Err(e) = handshake::write_answer(&mut stream, Ok(())).await {
+        tracing::debug!(peer, %addr, reason = %e, "connection closed during handshake");
+        return;
+    }
+
+    let (number, token) = acceptor.registry.register(peer, shutdown);
+    tracing::debug!(peer, %addr, "inbound connection accepted");
+    let outcome = read_frames(stream, peer, index, &token, &acceptor).await;
+    acceptor.registry.unregister(peer, number);
+
+    match outcome {
+        Ok(()) => tracing::debug!(peer, %addr, "inbound connection closed"),
+        Err(FrameError::Io(e)) => {
+            tracing::debug!(peer, %addr, reason = %e, "inbound connection closed")
+        }
+        Err(e) => tracing::warn!(peer, %addr, reason = %e, "malformed input, connection closed"),
+    }
+}
+
+async fn refuse(mut stream: TcpStream, addr: SocketAddr, refusal: Refusal) {
+    tracing::warn!(%addr, reason = %refusal, "handshake refused");
+
+    // Tell the dialer why, but never wait long on a peer that is misbehaving anyway.
+    let answer = handshake::write_answer(&mut stream, Err(refusal));
+    let _ = tokio::time::timeout(Duration::from_millis(500), answer).await;
+}
+
+/// Reads frames until the peer closes, the connection is replaced or the server stops.
+/// Everything decoded from one read is handed over as one batch.
+async fn read_frames<M>(
+    mut stream: TcpStream,
+    peer: ServerId,
+    index: usize,
+    token: &CancellationToken,
+    acceptor: &Acceptor<M>,
+) -> Result<(), FrameError>
+where
+    M: DeserializeOwned,
+{
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut decoder = FrameDecoder::new(acceptor.core.max_frame_size);
+    let counters = &acceptor.core.counters[index];
+
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let read = tokio::select! {
+            biased;
+            _ = token.cancelled() => return Ok(()),
+            read = stream.read_buf(&mut buf) => read?,
+        };
+        if read == 0 {
+            // Every whole frame was taken after the previous read; what is left is a
+            // frame cut by the end of the stream, if anything.
+            return decoder.decode_eof(&mut buf).map(|_| ());
+        }
+
+        let mut batch = Vec::new();
+        while let Some(payload) = decoder.decode(&mut buf)? {
+            let (message_id, message) = codec::decode_payload::<M>(&payload)?;
+            batch.push(Envelope {
+                from: peer,
+                message_id,
+                message,
+            });
+        }
+        if batch.is_empty() {
+            continue;
+        }
+
+        counters.add_received(batch.len() as u64);
+        tracing::trace!(peer, count = batch.len(), "frames received");
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => return Ok(()),
+            delivered = acceptor.inbound.send(batch) => {
+                if delivered.is_err() {
+                    // The handle is gone; nobody will read further messages.
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
