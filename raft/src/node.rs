@@ -1208,6 +1208,135 @@ mod tests {
         );
     }
 
+    /// A pre-candidate refused by a majority gives up the round and follows again in
+    /// its unchanged term, reporting the lost pre-vote (thesis §9.6).
+    #[test]
+    fn pre_candidate_refused_by_a_majority_goes_back_to_follower() {
+        let mut node = node(config(1, &[1, 2, 3], true, true));
+        let _ = tick_until_timeout(&mut node);
+        let _ = node.step(2, vote_response(0, true, false));
+
+        let out = node.step(3, vote_response(0, true, false));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![],
+                events: vec![
+                    Event::ElectionLost {
+                        term: 1,
+                        pre_vote: true
+                    },
+                    Event::RoleChanged {
+                        from: Role::PreCandidate,
+                        to: Role::Follower,
+                        term: 0
+                    },
+                ],
+            }
+        );
+    }
+
+    /// A leader with check-quorum keeps its lease: a higher-term vote request is refused
+    /// without adopting the term (leader stickiness, thesis §4.2.3).
+    #[test]
+    fn leader_with_check_quorum_refuses_a_higher_term_vote_request() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+        let _ = tick_until_timeout(&mut node);
+        let _ = node.step(2, vote_response(1, false, true));
+
+        let out = node.step(3, vote_request(5, false));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![to(3, vote_response(1, false, false))],
+                events: vec![Event::VoteRefused {
+                    candidate: 3,
+                    term: 5,
+                    pre_vote: false,
+                    reason: RefusalReason::LeaderActive { leader: 1 },
+                }],
+            }
+        );
+        assert_eq!((node.role(), node.term()), (Role::Leader, 1));
+    }
+
+    /// A leader that hears an append response from a later term steps down into it: this
+    /// frees a candidate that the sticky majority keeps ignoring (§5.1; etcd's
+    /// stuck-candidate fix).
+    #[test]
+    fn leader_steps_down_on_a_higher_term_append_response() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+        let _ = tick_until_timeout(&mut node);
+        let _ = node.step(2, vote_response(1, false, true));
+
+        let response = AppendResponse {
+            term: 4,
+            success: false,
+            match_index: 0,
+        };
+        let out = node.step(3, Message::AppendResponse(response));
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: Some(HardState {
+                    term: 4,
+                    voted_for: None
+                }),
+                messages: vec![],
+                events: vec![
+                    Event::RoleChanged {
+                        from: Role::Leader,
+                        to: Role::Follower,
+                        term: 4
+                    },
+                    Event::LeaderChanged {
+                        leader: None,
+                        term: 4
+                    },
+                ],
+            }
+        );
+    }
+
+    /// With check-quorum, a leader that heard from no peer during a whole check period
+    /// steps down at the check, reporting the lost quorum (thesis §6.2).
+    #[test]
+    fn leader_without_acknowledgements_steps_down_at_the_check() {
+        let mut node = node(config(1, &[1, 2, 3], false, true));
+        let _ = tick_until_timeout(&mut node);
+        let _ = node.step(2, vote_response(1, false, true));
+        for _ in 1..node.config().election_timeout_min {
+            assert_eq!(node.tick().events, vec![]);
+        }
+
+        let out = node.tick();
+
+        assert_eq!(
+            out,
+            Output {
+                hard_state: None,
+                messages: vec![],
+                events: vec![
+                    Event::QuorumLost { term: 1 },
+                    Event::RoleChanged {
+                        from: Role::Leader,
+                        to: Role::Follower,
+                        term: 1
+                    },
+                    Event::LeaderChanged {
+                        leader: None,
+                        term: 1
+                    },
+                ],
+            }
+        );
+    }
+
     /// A non-voter never campaigns, even when asked (§5.2: only voters stand).
     #[test]
     fn campaign_on_a_non_voter_does_nothing() {

@@ -85,6 +85,9 @@ impl fmt::Display for RefusalReason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// The server changed role. `term` is the term it holds after the change.
+    ///
+    /// A follower that moves to a higher term also reports it, with `from` and `to`
+    /// both [`Role::Follower`]: it is a new term, with a fresh vote, to follow in.
     RoleChanged {
         /// The role before the change.
         from: Role,
@@ -157,6 +160,12 @@ pub enum Event {
 ///
 /// Sending a message before the state it depends on is on disk could let a server that
 /// crashes and restarts vote twice in one term, which breaks election safety (§5.2).
+///
+/// Events come in the order things happened. A role change reports
+/// [`Event::RoleChanged`] then, if the known leader changed, [`Event::LeaderChanged`];
+/// what caused it ([`Event::ElectionWon`], [`Event::ElectionLost`],
+/// [`Event::QuorumLost`]) comes just before, and [`Event::ElectionStarted`] just after the
+/// change into pre-candidate or candidate.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[must_use = "the hard state must be persisted and the messages sent"]
 pub struct Output {
