@@ -292,14 +292,17 @@ impl Node {
             .random_range(self.config.election_timeout_min..self.config.election_timeout_max);
     }
 
-    /// Whether this server heard from a live leader less than a minimum election timeout
-    /// ago, so that it keeps following it and refuses votes (leader stickiness, thesis
-    /// §4.2.3). A leader with check-quorum always counts as live: it steps down by
-    /// itself when it is not.
-    fn in_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_timeout_min
+    /// The leader this server heard from less than a minimum election timeout ago, if
+    /// check-quorum is on: the server keeps following it and refuses votes (leader
+    /// stickiness, thesis §4.2.3). A leader with check-quorum always holds its own lease:
+    /// it steps down by itself once a majority goes silent.
+    fn lease_holder(&self) -> Option<NodeId> {
+        let fresh = self.election_elapsed < self.config.election_timeout_min;
+        if self.config.check_quorum && fresh {
+            self.leader
+        } else {
+            None
+        }
     }
 
     fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
@@ -590,9 +593,7 @@ impl Node {
                 // a vote request must not disturb the cluster, so the receiver neither
                 // adopts its term nor grants it. A leadership transfer would bypass this
                 // check, but transfers are not supported yet.
-                if self.in_lease() {
-                    // Cannot fail because in_lease() requires a known leader.
-                    let leader = self.leader.expect("in_lease implies a known leader");
+                if let Some(leader) = self.lease_holder() {
                     let reason = RefusalReason::LeaderActive { leader };
                     self.refuse_vote(from, *request, reason, out);
                     return false;
@@ -662,35 +663,38 @@ impl Node {
     /// Decides a vote or pre-vote at the request's term, or at a lower own term for a
     /// pre-vote (§5.2, §5.4.1, thesis §9.6).
     fn handle_vote_request(&mut self, from: NodeId, request: VoteRequest, out: &mut Output) {
+        match self.vote_refusal(from, &request) {
+            Some(reason) => self.refuse_vote(from, request, reason, out),
+            None => self.grant_vote(from, request, out),
+        }
+    }
+
+    /// Why this server may not give its vote (or pre-vote) to `candidate`, if it may not.
+    fn vote_refusal(&self, candidate: NodeId, request: &VoteRequest) -> Option<RefusalReason> {
         // One vote per term, first come first served (§5.2): a voter may repeat its vote
         // for the same candidate, or vote when it has neither voted nor seen a leader in
         // this term. A pre-vote for a later term binds nothing, so it only needs the
         // term to be ahead.
-        let can_vote = self.voted_for == Some(from)
-            || (self.voted_for.is_none() && self.leader.is_none())
-            || (request.pre_vote && request.term > self.term);
-        if !can_vote {
-            let reason = match (self.role, self.voted_for) {
-                (Role::Leader, _) => RefusalReason::IsLeader,
-                (_, Some(voted_for)) => RefusalReason::AlreadyVoted { voted_for },
-                (_, None) => match self.leader {
-                    Some(leader) => RefusalReason::LeaderActive { leader },
-                    // Cannot happen: with no vote and no leader `can_vote` holds.
-                    None => RefusalReason::StaleTerm,
-                },
-            };
-            self.refuse_vote(from, request, reason, out);
-            return;
+        let repeat = self.voted_for == Some(candidate);
+        let pre_vote_ahead = request.pre_vote && request.term > self.term;
+        if !repeat && !pre_vote_ahead {
+            if self.role == Role::Leader {
+                return Some(RefusalReason::IsLeader);
+            }
+            if let Some(voted_for) = self.voted_for {
+                return Some(RefusalReason::AlreadyVoted { voted_for });
+            }
+            if let Some(leader) = self.leader {
+                return Some(RefusalReason::LeaderActive { leader });
+            }
         }
 
         // Election restriction (§5.4.1): only a candidate whose log is at least as up to
         // date as the voter's may win, so every leader holds all committed entries.
         if request.last_log < self.last_log {
-            self.refuse_vote(from, request, RefusalReason::LogBehind, out);
-            return;
+            return Some(RefusalReason::LogBehind);
         }
-
-        self.grant_vote(from, request, out);
+        None
     }
 
     fn grant_vote(&mut self, from: NodeId, request: VoteRequest, out: &mut Output) {
@@ -731,8 +735,14 @@ impl Node {
         out: &mut Output,
     ) {
         let pre_vote = request.pre_vote;
-        info!(node = self.config.id, term = request.term, candidate = from, pre_vote,
-              reason = %reason, "vote refused");
+        info!(
+            node = self.config.id,
+            term = request.term,
+            candidate = from,
+            pre_vote,
+            reason = %reason,
+            "vote refused"
+        );
         out.events.push(Event::VoteRefused {
             candidate: from,
             term: request.term,
