@@ -1,0 +1,381 @@
+//! Random fault schedules derived from a seed, and the run that checks one.
+//!
+//! A seeded run has two phases. During the *fault phase* a random list of actions
+//! (partitions of three kinds, message loss, duplication and delay, crashes including
+//! crashes between persisting and sending, restarts, forced campaigns) is applied at
+//! random times. Then comes the *quiet phase*: every link heals, loss and duplication
+//! stop, crashed servers restart (a random minority may stay down), and the run checks
+//! that a leader every running server follows appears within [`liveness_bound`] and
+//! then keeps its role and term for [`STABLE_STRETCH_TIMEOUTS`] election timeouts.
+
+use std::panic::{self, AssertUnwindSafe};
+
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::action::Action;
+use super::clock::{Micros, DEFAULT_TICK, MILLI, SECOND};
+use super::cluster::{SimBuilder, Simulation};
+use super::failure::Failure;
+use super::invariants::{Invariant, Violation};
+use super::network::NetworkConfig;
+use crate::config::Config;
+use crate::message::{NodeId, Term};
+
+/// The largest cluster a seeded run picks.
+pub const MAX_SIZE: usize = 7;
+
+/// The relative clock drift of seeded runs: periods within ±5 % of nominal.
+pub const DRIFT: f64 = 0.05;
+
+/// The longest message delay in the quiet phase, in microseconds.
+pub const QUIET_DELAY_MAX: Micros = 5 * MILLI;
+
+/// The longest message delay ever scheduled, in microseconds. It stays well below the
+/// gap between a heartbeat interval and the shortest election timeout, so that a
+/// healthy leader's heartbeats always arrive in time.
+pub const FAULT_DELAY_MAX: Micros = 40 * MILLI;
+
+/// How many maximum election timeouts after the quiet phase starts a leader must be
+/// agreed on: see [`liveness_bound`].
+pub const LIVENESS_TIMEOUTS: u64 = 12;
+
+/// How many maximum election timeouts the agreed leader must then keep its role.
+pub const STABLE_STRETCH_TIMEOUTS: u64 = 5;
+
+/// The virtual time within which a leader must be agreed on once faults stop, for
+/// servers with `config`'s timeouts and nominal tick `tick`:
+/// [`LIVENESS_TIMEOUTS`] maximum election timeouts of the slowest possible clock.
+/// The module documentation derives it.
+pub fn liveness_bound(config: &Config, tick: Micros) -> Micros {
+    LIVENESS_TIMEOUTS * config.election_timeout_max * slowest_tick(tick)
+}
+
+/// The longest tick period a clock of nominal period `tick` can have.
+fn slowest_tick(tick: Micros) -> Micros {
+    (tick as f64 * (1.0 + DRIFT)).ceil() as Micros
+}
+
+/// How a seeded run is set up beyond its seed.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Forces the cluster size instead of deriving it from the seed.
+    pub size: Option<usize>,
+    /// How many trace lines to keep; `None` keeps the default ring buffer.
+    pub trace_capacity: Option<usize>,
+    /// The replay command to print on failure; `None` prints the test's command.
+    pub replay: Option<String>,
+}
+
+/// What a successful seeded run did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// The number of servers.
+    pub size: usize,
+    /// Whether pre-vote was on.
+    pub pre_vote: bool,
+    /// Whether check-quorum was on.
+    pub check_quorum: bool,
+    /// How many actions the fault phase applied.
+    pub faults: usize,
+    /// How long after the quiet phase started a leader was agreed on.
+    pub elected_after: Micros,
+    /// The agreed leader and its term.
+    pub leader: (NodeId, Term),
+    /// How many events (ticks and deliveries) ran.
+    pub steps: u64,
+    /// The virtual time at the end.
+    pub duration: Micros,
+}
+
+/// One seed's scenario: cluster, settings and the timed actions of its fault phase.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    /// The number of servers.
+    pub size: usize,
+    /// The configuration template (pre-vote and check-quorum switched per seed).
+    pub config: Config,
+    /// The network at the start.
+    pub network: NetworkConfig,
+    /// The actions of the fault phase, by time.
+    pub faults: Vec<(Micros, Action)>,
+    /// When the fault phase ends and the quiet phase starts.
+    pub quiet_at: Micros,
+    /// Crashed servers left down in the quiet phase (always a minority).
+    pub stay_down: Vec<NodeId>,
+}
+
+impl Schedule {
+    /// The schedule of `seed`, with the size forced if `size` is given.
+    pub fn generate(seed: u64, size: Option<usize>) -> Schedule {
+        // A stream separate from the simulation's own, so that changing the schedule
+        // generator does not shift every network draw, and the other way round.
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+
+        let size = size.unwrap_or_else(|| rng.random_range(1..=MAX_SIZE));
+        let ids: Vec<NodeId> = (1..=size as NodeId).collect();
+        let config = Config {
+            pre_vote: rng.random_bool(0.5),
+            check_quorum: rng.random_bool(0.5),
+            ..Config::new(1, ids.iter().copied())
+        };
+        let network = NetworkConfig {
+            drop: 0.0,
+            duplicate: 0.0,
+            delay_min: rng.random_range(100..=MILLI),
+            delay_max: rng.random_range(2 * MILLI..=QUIET_DELAY_MAX),
+        };
+
+        let quiet_at = rng.random_range(SECOND / 2..=3 * SECOND);
+        let count = rng.random_range(0..=12);
+        let mut faults: Vec<(Micros, Action)> = (0..count)
+            .map(|_| (rng.random_range(0..quiet_at), random_action(&mut rng, &ids)))
+            .collect();
+        faults.sort_by_key(|&(t, _)| t);
+
+        let mut stay_down = Vec::new();
+        if rng.random_bool(0.3) {
+            let mut shuffled = ids.clone();
+            shuffled.shuffle(&mut rng);
+            let minority = (size - 1) / 2;
+            stay_down = shuffled[..rng.random_range(0..=minority)].to_vec();
+            stay_down.sort_unstable();
+        }
+
+        Schedule {
+            size,
+            config,
+            network,
+            faults,
+            quiet_at,
+            stay_down,
+        }
+    }
+}
+
+fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId]) -> Action {
+    let pick = |rng: &mut ChaCha8Rng| ids[rng.random_range(0..ids.len())];
+    match rng.random_range(0..100) {
+        0..=11 => {
+            // Symmetric partition into two or three random groups.
+            let groups = rng.random_range(2..=3);
+            let mut split = vec![Vec::new(); groups];
+            for &id in ids {
+                split[rng.random_range(0..groups)].push(id);
+            }
+            Action::Partition(split)
+        }
+        12..=21 => {
+            let from = pick(rng);
+            let to = pick(rng);
+            Action::CutOneWay { from, to }
+        }
+        22..=31 => {
+            // With a third server reaching both, this is a partial partition.
+            let a = pick(rng);
+            let b = pick(rng);
+            Action::CutPair(a, b)
+        }
+        32..=36 => Action::Isolate(pick(rng)),
+        37..=46 => Action::Heal,
+        47..=58 => Action::Crash(pick(rng)),
+        59..=64 => Action::CrashAfterPersist(pick(rng)),
+        65..=78 => Action::Restart(pick(rng)),
+        79..=84 => Action::SetDrop(rng.random_range(0.0..0.5)),
+        85..=89 => Action::SetDuplicate(rng.random_range(0.0..0.3)),
+        90..=94 => {
+            let min = rng.random_range(0..=5 * MILLI);
+            let max = rng.random_range(min..=FAULT_DELAY_MAX);
+            Action::SetDelay { min, max }
+        }
+        _ => Action::Campaign(pick(rng)),
+    }
+}
+
+/// The command that replays `seed` alone through the test suite, printing its trace.
+pub fn replay_command(seed: u64, size: Option<usize>) -> String {
+    let size_env = size
+        .map(|n| format!("RAFT_SIM_SIZE={n} "))
+        .unwrap_or_default();
+    let size_arg = size.map(|n| format!(" --size {n}")).unwrap_or_default();
+    format!(
+        "RAFT_SIM_SEED={seed} {size_env}cargo test -p raft --test simulation -- --nocapture  \
+         (or: cargo run -p raft --release --example simulate -- --seed {seed}{size_arg} \
+         --trace)"
+    )
+}
+
+/// Runs seed `seed`: its fault phase, then the quiet phase with the liveness and
+/// stability checks. A panic inside the core is reported as a failure too.
+pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, Box<Failure>> {
+    let (report, _) = run_seed_keeping_simulation(seed, options);
+    report
+}
+
+/// Like [`run_seed`], also handing back the simulation (for its trace) unless the
+/// core panicked.
+pub fn run_seed_keeping_simulation(
+    seed: u64,
+    options: &RunOptions,
+) -> (Result<RunReport, Box<Failure>>, Option<Simulation>) {
+    let schedule = Schedule::generate(seed, options.size);
+    let replay = options
+        .replay
+        .clone()
+        .unwrap_or_else(|| replay_command(seed, options.size));
+    let mut builder = SimBuilder::new(schedule.size, seed)
+        .config(schedule.config.clone())
+        .drift(DRIFT)
+        .network(schedule.network.clone())
+        .replay_command(replay.clone());
+    if let Some(lines) = options.trace_capacity {
+        builder = builder.trace_capacity(lines);
+    }
+    let mut sim = match builder.build() {
+        Ok(sim) => sim,
+        Err(e) => {
+            let violation = Violation::new(Invariant::Scenario, format!("bad config: {e}"));
+            return (Err(Box::new(bare_failure(seed, violation, replay))), None);
+        }
+    };
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        let report = drive(&mut sim, &schedule);
+        (report, sim)
+    }));
+    match outcome {
+        Ok((report, sim)) => (report, Some(sim)),
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "(no message)".to_string());
+            let violation = Violation::new(
+                Invariant::Scenario,
+                format!("the core panicked: {message} (replay with --trace for the history)"),
+            );
+            (Err(Box::new(bare_failure(seed, violation, replay))), None)
+        }
+    }
+}
+
+fn bare_failure(seed: u64, violation: Violation, replay: String) -> Failure {
+    Failure {
+        seed,
+        time: 0,
+        violation,
+        replay,
+        trace_tail: String::new(),
+    }
+}
+
+fn drive(sim: &mut Simulation, schedule: &Schedule) -> Result<RunReport, Box<Failure>> {
+    for (at, action) in &schedule.faults {
+        sim.try_run_until(*at, |_| false)?;
+        sim.try_apply(action.clone())?;
+    }
+    sim.try_run_until(schedule.quiet_at, |_| false)?;
+
+    let quiet_start = sim.now();
+    quiet_down(sim, schedule)?;
+
+    // Stale timers and leases from the fault phase may still fire during the first
+    // election timeout of the quiet phase; a leader counts once they have run out.
+    let bound = liveness_bound(&schedule.config, DEFAULT_TICK);
+    let settled = quiet_start + schedule.config.election_timeout_max * slowest_tick(DEFAULT_TICK);
+    let mut first_agreed = None;
+    let elected = sim.try_run_until(quiet_start + bound, |s| {
+        let agreed = s.agreed_leader().is_some();
+        if agreed && first_agreed.is_none() {
+            first_agreed = Some(s.now());
+        }
+        agreed && s.now() >= settled
+    })?;
+    if !elected {
+        let detail = format!(
+            "no leader agreed on within {} ms after faults stopped at {} ms \
+             (bound: {LIVENESS_TIMEOUTS} x election_timeout_max); roles: {}",
+            bound / MILLI,
+            quiet_start / MILLI,
+            roles(sim)
+        );
+        return Err(sim.failure_report(Violation::new(Invariant::Liveness, detail)));
+    }
+    let elected_after = first_agreed.unwrap_or(sim.now()) - quiet_start;
+    // Cannot fail because the predicate that just held requires an agreed leader.
+    let leader = sim
+        .agreed_leader()
+        .expect("the run stopped because a leader was agreed on");
+    sim.note(format!(
+        "leader s{} agreed on in term {}",
+        leader.0, leader.1
+    ));
+
+    let stretch = STABLE_STRETCH_TIMEOUTS * schedule.config.election_timeout_max * DEFAULT_TICK;
+    let changed = sim.try_run_until(sim.now() + stretch, |s| {
+        s.role(leader.0) != Some(crate::output::Role::Leader) || s.max_term() != leader.1
+    })?;
+    if changed {
+        let detail = format!(
+            "s{} led term {} with nothing failing but lost it; roles: {}",
+            leader.0,
+            leader.1,
+            roles(sim)
+        );
+        return Err(sim.failure_report(Violation::new(Invariant::StableLeadership, detail)));
+    }
+
+    Ok(RunReport {
+        seed: sim.seed(),
+        size: schedule.size,
+        pre_vote: schedule.config.pre_vote,
+        check_quorum: schedule.config.check_quorum,
+        faults: schedule.faults.len(),
+        elected_after,
+        leader,
+        steps: sim.steps(),
+        duration: sim.now(),
+    })
+}
+
+/// Ends every fault: links heal, nothing is lost or duplicated, delays are short, and
+/// crashed servers restart except the minority the schedule keeps down.
+fn quiet_down(sim: &mut Simulation, schedule: &Schedule) -> Result<(), Box<Failure>> {
+    sim.note("faults stop: quiet phase");
+    sim.try_apply(Action::Heal)?;
+    sim.try_apply(Action::SetDrop(0.0))?;
+    sim.try_apply(Action::SetDuplicate(0.0))?;
+    sim.try_apply(Action::SetDelay {
+        min: schedule.network.delay_min,
+        max: schedule.network.delay_max,
+    })?;
+
+    for id in sim.ids().to_vec() {
+        let up = sim.is_up(id);
+        if up && schedule.stay_down.contains(&id) {
+            sim.try_apply(Action::Crash(id))?;
+        } else if !up && !schedule.stay_down.contains(&id) {
+            sim.try_apply(Action::Restart(id))?;
+        } else if up {
+            sim.try_apply(Action::Disarm(id))?;
+        }
+    }
+    Ok(())
+}
+
+fn roles(sim: &Simulation) -> String {
+    let parts: Vec<String> = sim
+        .ids()
+        .iter()
+        .map(|&id| match sim.node(id) {
+            Some(n) => format!("s{id}={} t{} leader {:?}", n.role(), n.term(), n.leader()),
+            None => format!("s{id}=down"),
+        })
+        .collect();
+    parts.join(", ")
+}
