@@ -1,2 +1,145 @@
-//! `raft-node`: one server of a Raft cluster.
-fn main() {}
+//! `raft-node`: one server of a Raft cluster, electing a leader with its peers over TCP.
+//!
+//! `raft-node <ID>` runs server ID of the cluster described by `--config FILE`, or by an
+//! embedded default of five servers on 127.0.0.1 when no file is given, so that
+//! `raft-node 1` to `raft-node 5` in five terminals form a cluster. `raft-node status`
+//! asks every configured server how it is doing.
+
+// A binary has no public API: `pub` marks what one module offers the others.
+#![allow(unreachable_pub)]
+
+mod config;
+mod data_dir;
+mod logging;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::NodeConfig;
+use crate::logging::LogFormat;
+
+/// One server of a Raft cluster: elects a leader with its peers over TCP.
+///
+/// Start `raft-node 1` to `raft-node 5` in five terminals: with no --config they form
+/// the embedded default cluster of five servers on 127.0.0.1 (ports 7001-7005, status
+/// on 7101-7105). Stop one with Ctrl-C and watch the others elect a new leader.
+#[derive(Debug, Parser)]
+#[command(name = "raft-node", version, args_conflicts_with_subcommands = true)]
+#[command(subcommand_negates_reqs = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Ask every configured server for its status and print a table.
+    ///
+    /// Every server is asked at once and given half a second to answer; one that does
+    /// not is shown as unreachable.
+    Status(StatusArgs),
+}
+
+/// Options of the server itself.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The id of this server, as listed in the configuration.
+    #[arg(required = true)]
+    id: Option<u64>,
+
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Directory for this server's state (its term and vote) [default: ./raft-node-data/<ID>]
+    ///
+    /// Created if missing. Only one running server may use a directory at a time.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// How log lines are written to standard error. The level comes from RUST_LOG
+    /// (default info; debug shows every message).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Print one JSON array of objects instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Cluster configuration (TOML): the servers with their ids and addresses, the
+    /// timing, and the pre-vote and check-quorum switches. Without it, the embedded
+    /// default of five servers on 127.0.0.1 is used.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    fn load(&self) -> anyhow::Result<NodeConfig> {
+        Ok(match &self.config {
+            Some(path) => NodeConfig::load(path)?,
+            None => NodeConfig::embedded_default(),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+
+    let result = match cli.command {
+        Some(Command::Status(args)) => status_command(&args),
+        None => run_command(cli.run),
+    };
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("raft-node: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(args: RunArgs) -> anyhow::Result<()> {
+    logging::init(args.log_format);
+
+    let config = args.common.load()?;
+    // Cannot fail: clap requires the id when no subcommand is given.
+    let id = args.id.expect("clap requires the id");
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| PathBuf::from("raft-node-data").join(id.to_string()));
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(run::run(config, id, &data_dir))
+}
+
+fn status_command(args: &StatusArgs) -> anyhow::Result<()> {
+    let config = args.common.load()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rows = runtime.block_on(status::query_all(&config));
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", status::table(&rows));
+    }
+    Ok(())
+}

@@ -109,6 +109,8 @@
 
 mod config;
 mod crc32;
+#[cfg(feature = "driver")]
+mod driver;
 mod file_storage;
 mod memory_storage;
 mod message;
@@ -119,6 +121,8 @@ mod storage;
 pub mod sim;
 
 pub use config::{Config, ConfigError};
+#[cfg(feature = "driver")]
+pub use driver::{Driver, DriverError, Status};
 pub use file_storage::FileStorage;
 pub use memory_storage::MemoryStorage;
 pub use message::{

@@ -1,0 +1,377 @@
+//! The node's configuration file: the servers of the cluster, the timing and the
+//! election switches. Without `--config` the embedded default in `default_config.toml`
+//! is used.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The configuration `raft-node` uses when no file is given.
+pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
+
+/// A parsed and checked configuration file.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the configuration came from: a file path, or `(embedded default)`.
+    pub source: String,
+    /// The name every connection of the cluster presents in its handshake.
+    pub cluster_name: String,
+    /// The timing, already checked.
+    pub timing: Timing,
+    /// The election switches.
+    pub election: Election,
+    /// Every server, ordered by id.
+    pub servers: Vec<ServerEntry>,
+}
+
+/// One server of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// The server's id.
+    pub id: u64,
+    /// The address that carries election traffic.
+    pub address: SocketAddr,
+    /// The address that answers `raft-node status`.
+    pub status_address: SocketAddr,
+}
+
+/// How fast the election runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timing {
+    /// Length of one tick of the core's logical clock, in milliseconds.
+    pub tick_ms: u64,
+    /// Shortest election timeout, in milliseconds (inclusive).
+    pub election_timeout_min_ms: u64,
+    /// Longest election timeout, in milliseconds (exclusive).
+    pub election_timeout_max_ms: u64,
+    /// Interval between two heartbeats of a leader, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Timing {
+    /// The tick as a duration.
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms)
+    }
+
+    /// `ms` in whole ticks, rounded to the nearest tick.
+    fn ticks(&self, ms: u64) -> u64 {
+        (ms + self.tick_ms / 2) / self.tick_ms
+    }
+}
+
+/// The two safeguards of the election, both on by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Election {
+    /// Poll peers with a pre-vote before starting an election.
+    #[serde(default = "yes")]
+    pub pre_vote: bool,
+    /// Step down as leader without a majority's recent contact; refuse votes while a
+    /// leader is fresh.
+    #[serde(default = "yes")]
+    pub check_quorum: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Election {
+    fn default() -> Self {
+        Election {
+            pre_vote: true,
+            check_quorum: true,
+        }
+    }
+}
+
+/// What the file holds, before checking.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    cluster_name: String,
+    timing: Timing,
+    #[serde(default)]
+    election: Election,
+    servers: Vec<RawServer>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    id: u64,
+    address: String,
+    status_address: String,
+}
+
+/// A configuration that could not be used; the message names the source and the field.
+#[derive(Debug)]
+pub struct ConfigError {
+    source: String,
+    field: Option<String>,
+    problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: {}: {}", self.source, field, self.problem),
+            None => write!(f, "{}: {}", self.source, self.problem),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl NodeConfig {
+    /// Reads and checks the file at `path`.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+            source: source.clone(),
+            field: None,
+            problem: format!("cannot read the file: {error}"),
+        })?;
+        NodeConfig::parse(&text, source)
+    }
+
+    /// The embedded default: five servers on 127.0.0.1.
+    pub fn embedded_default() -> NodeConfig {
+        // Cannot fail: a unit test parses the same text.
+        NodeConfig::parse(DEFAULT_CONFIG, "(embedded default)".to_string())
+            .expect("the embedded default configuration is valid")
+    }
+
+    /// Parses and checks `text`; `source` names it in errors.
+    pub fn parse(text: &str, source: String) -> Result<NodeConfig, ConfigError> {
+        let fail = |field: Option<String>, problem: String| ConfigError {
+            source: source.clone(),
+            field,
+            problem,
+        };
+
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|error| fail(None, error.to_string().trim_end().to_string()))?;
+
+        if raw.servers.is_empty() {
+            return Err(fail(Some("servers".into()), "no server is listed".into()));
+        }
+
+        let mut servers = Vec::with_capacity(raw.servers.len());
+        let mut ids = BTreeSet::new();
+        let mut addresses = BTreeSet::new();
+        for (position, server) in raw.servers.iter().enumerate() {
+            let field = |name: &str| Some(format!("servers[{position}].{name}"));
+
+            if !ids.insert(server.id) {
+                let problem = format!("id {} is listed twice", server.id);
+                return Err(fail(field("id"), problem));
+            }
+
+            let parse_address = |name: &str, text: &str| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    let problem = format!("{text:?} is not an address such as 127.0.0.1:7001");
+                    fail(field(name), problem)
+                })
+            };
+            let address = parse_address("address", &server.address)?;
+            let status_address = parse_address("status_address", &server.status_address)?;
+
+            for (name, addr) in [("address", address), ("status_address", status_address)] {
+                if !addresses.insert(addr) {
+                    let problem = format!("{addr} is used twice in the file");
+                    return Err(fail(field(name), problem));
+                }
+            }
+
+            servers.push(ServerEntry {
+                id: server.id,
+                address,
+                status_address,
+            });
+        }
+        servers.sort_by_key(|server| server.id);
+
+        let config = NodeConfig {
+            source: source.clone(),
+            cluster_name: raw.cluster_name,
+            timing: raw.timing,
+            election: raw.election,
+            servers,
+        };
+        config
+            .check_timing()
+            .map_err(|(field, problem)| fail(Some(field), problem))?;
+        Ok(config)
+    }
+
+    /// Checks the timing section in milliseconds, then once more in ticks.
+    fn check_timing(&self) -> Result<(), (String, String)> {
+        let t = &self.timing;
+        let field = |name: &str| format!("timing.{name}");
+
+        if t.tick_ms == 0 {
+            return Err((field("tick_ms"), "must be at least 1".into()));
+        }
+        if t.election_timeout_max_ms <= t.election_timeout_min_ms {
+            let problem = format!(
+                "must be above election_timeout_min_ms ({} ms)",
+                t.election_timeout_min_ms
+            );
+            return Err((field("election_timeout_max_ms"), problem));
+        }
+        if t.heartbeat_interval_ms >= t.election_timeout_min_ms {
+            let problem = format!(
+                "must be below election_timeout_min_ms ({} ms)",
+                t.election_timeout_min_ms
+            );
+            return Err((field("heartbeat_interval_ms"), problem));
+        }
+
+        // Rounding to ticks may still squeeze a valid range empty: say which field to fix.
+        if let Err(error) = self.raft_config(self.servers[0].id).validate() {
+            let problem = format!("too coarse for the timeouts ({error})");
+            return Err((field("tick_ms"), problem));
+        }
+        Ok(())
+    }
+
+    /// The election settings of server `id`, in ticks.
+    pub fn raft_config(&self, id: u64) -> raft::Config {
+        let t = &self.timing;
+        let mut config = raft::Config::new(id, self.servers.iter().map(|server| server.id));
+        config.election_timeout_min = t.ticks(t.election_timeout_min_ms);
+        config.election_timeout_max = t.ticks(t.election_timeout_max_ms);
+        config.heartbeat_interval = t.ticks(t.heartbeat_interval_ms);
+        config.pre_vote = self.election.pre_vote;
+        config.check_quorum = self.election.check_quorum;
+        config
+    }
+
+    /// The entry of server `id`, or an error naming the ids the file holds.
+    pub fn server(&self, id: u64) -> Result<&ServerEntry, ConfigError> {
+        self.servers
+            .iter()
+            .find(|server| server.id == id)
+            .ok_or_else(|| {
+                let known: Vec<String> = self.servers.iter().map(|s| s.id.to_string()).collect();
+                ConfigError {
+                    source: self.source.clone(),
+                    field: Some("servers".into()),
+                    problem: format!("no server has id {id} (ids: {})", known.join(", ")),
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded default parses: five servers, the paper's timeouts, both switches on.
+    #[test]
+    fn embedded_default_is_five_local_servers_with_paper_timeouts() {
+        let config = NodeConfig::embedded_default();
+
+        assert_eq!(config.servers.len(), 5);
+        assert!(config.servers.iter().all(|s| s.address.ip().is_loopback()));
+        assert_eq!(config.timing.election_timeout_min_ms, 150);
+        assert_eq!(config.timing.election_timeout_max_ms, 300);
+        assert!(config.election.pre_vote && config.election.check_quorum);
+
+        let raft = config.raft_config(3);
+        assert_eq!(
+            (raft.election_timeout_min, raft.election_timeout_max),
+            (15, 30)
+        );
+        assert_eq!(raft.heartbeat_interval, 5);
+    }
+
+    fn with_servers(servers: &str) -> String {
+        let head = DEFAULT_CONFIG.split("[[servers]]").next().unwrap();
+        format!("{head}{servers}")
+    }
+
+    fn error_of(text: &str) -> String {
+        NodeConfig::parse(text, "test.toml".into())
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// A duplicate id is refused, naming the file and the field.
+    #[test]
+    fn duplicate_id_names_file_and_field() {
+        let text = with_servers(
+            "[[servers]]\nid = 1\naddress = \"127.0.0.1:1\"\nstatus_address = \"127.0.0.1:2\"\n\
+             [[servers]]\nid = 1\naddress = \"127.0.0.1:3\"\nstatus_address = \"127.0.0.1:4\"\n",
+        );
+        assert_eq!(
+            error_of(&text),
+            "test.toml: servers[1].id: id 1 is listed twice"
+        );
+    }
+
+    /// A duplicate address is refused, naming the field.
+    #[test]
+    fn duplicate_address_names_field() {
+        let text = with_servers(
+            "[[servers]]\nid = 1\naddress = \"127.0.0.1:1\"\nstatus_address = \"127.0.0.1:2\"\n\
+             [[servers]]\nid = 2\naddress = \"127.0.0.1:1\"\nstatus_address = \"127.0.0.1:4\"\n",
+        );
+        let error = error_of(&text);
+        assert!(
+            error.starts_with("test.toml: servers[1].address: "),
+            "{error}"
+        );
+    }
+
+    /// An unparsable address is refused, naming the field.
+    #[test]
+    fn unparsable_address_names_field() {
+        let text = with_servers(
+            "[[servers]]\nid = 1\naddress = \"localhost\"\nstatus_address = \"127.0.0.1:2\"\n",
+        );
+        let error = error_of(&text);
+        assert!(
+            error.starts_with("test.toml: servers[0].address: "),
+            "{error}"
+        );
+    }
+
+    /// Timing that breaks the election's rules is refused, naming the field.
+    #[test]
+    fn heartbeat_not_below_min_timeout_names_field() {
+        let text =
+            DEFAULT_CONFIG.replace("heartbeat_interval_ms = 50", "heartbeat_interval_ms = 150");
+        let error = error_of(&text);
+        assert!(
+            error.starts_with("test.toml: timing.heartbeat_interval_ms: "),
+            "{error}"
+        );
+    }
+
+    /// A misspelt key is a TOML error that names the key, not a silent default.
+    #[test]
+    fn unknown_key_is_refused() {
+        let text = DEFAULT_CONFIG.replace("pre_vote = true", "prevote = true");
+        let error = error_of(&text);
+        assert!(error.contains("prevote"), "{error}");
+    }
+
+    /// Asking for an id the file does not hold is an error naming the known ids.
+    #[test]
+    fn unknown_id_lists_known_ids() {
+        let config = NodeConfig::embedded_default();
+        let error = config.server(9).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "(embedded default): servers: no server has id 9 (ids: 1, 2, 3, 4, 5)"
+        );
+    }
+}
