@@ -529,25 +529,29 @@ impl Node {
         self.count_votes(out);
     }
 
+    /// Decides the round once a majority of voters agrees (§5.2): a majority of grants
+    /// moves a pre-candidate to candidate and a candidate to leader; a majority of
+    /// refusals sends either back to follower in its term.
     fn count_votes(&mut self, out: &mut Output) {
+        let pre_vote = match self.role {
+            Role::PreCandidate => true,
+            Role::Candidate => false,
+            Role::Follower | Role::Leader => return,
+        };
         let granted = self.votes.values().filter(|&&granted| granted).count();
         let refused = self.votes.len() - granted;
         let quorum = self.config.quorum();
 
-        if granted >= quorum {
-            match self.role {
-                Role::PreCandidate => self.become_candidate(out),
-                Role::Candidate => {
-                    out.events.push(Event::ElectionWon {
-                        term: self.term,
-                        votes: self.granted_votes(),
-                    });
-                    self.become_leader(out);
-                }
-                Role::Follower | Role::Leader => {}
-            }
+        if granted >= quorum && pre_vote {
+            self.become_candidate(out);
+        } else if granted >= quorum {
+            let votes = self.granted_votes();
+            out.events.push(Event::ElectionWon {
+                term: self.term,
+                votes,
+            });
+            self.become_leader(out);
         } else if refused >= quorum {
-            let pre_vote = self.role == Role::PreCandidate;
             let term = if pre_vote { self.term + 1 } else { self.term };
             info!(node = self.config.id, term, pre_vote, "election lost");
             out.events.push(Event::ElectionLost { term, pre_vote });

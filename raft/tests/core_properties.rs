@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use raft::{Config, Event, HardState, LogPosition, Message, Node, NodeId, Outbound, Output, Term};
+use raft::{
+    Config, Event, HardState, LogPosition, Message, Node, NodeId, Outbound, Output, Role, Term,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -181,8 +183,33 @@ impl World {
     }
 }
 
+impl World {
+    /// Heals everything: from now on every server ticks and every message arrives at
+    /// once. Returns the ticks it took until one server leads in the highest term.
+    fn heal_until_leader(&mut self, limit: u64) -> Result<u64, TestCaseError> {
+        for ticks in 0..limit {
+            for index in 0..self.nodes.len() {
+                let out = self.nodes[index].tick();
+                self.apply(index, out)?;
+            }
+            while !self.in_flight.is_empty() {
+                self.run(Operation::Deliver(0))?;
+            }
+
+            let highest = self.nodes.iter().map(Node::term).max().unwrap_or(0);
+            let leaders = self.nodes.iter().filter(|node| node.role() == Role::Leader);
+            if leaders.filter(|leader| leader.term() == highest).count() == 1 {
+                return Ok(ticks);
+            }
+        }
+        Err(TestCaseError::fail(format!(
+            "no leader {limit} ticks after healing"
+        )))
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default; set PROPTEST_CASES for a longer search.
 
     /// Election safety (at most one leader per term), one vote per term per server, and
     /// persist-before-send hold under any delivery order, loss, duplication and crash
@@ -198,5 +225,24 @@ proptest! {
         for operation in operations {
             world.run(operation)?;
         }
+    }
+
+    /// Liveness: whatever state a history of faults left behind (terms ahead, stale
+    /// leaders, leases, pending duplicates), once the network heals the cluster elects a
+    /// leader in its highest term within a bounded number of ticks (§5.2, thesis §9.6,
+    /// §6.2: pre-vote and check-quorum must not leave a cluster leaderless).
+    #[test]
+    fn a_healed_cluster_always_elects_a_leader(
+        size in 1u64..=5,
+        pre_vote in any::<bool>(),
+        check_quorum in any::<bool>(),
+        operations in prop::collection::vec(operation(), 0..300),
+    ) {
+        let mut world = World::new(size, pre_vote, check_quorum);
+        for operation in operations {
+            world.run(operation)?;
+        }
+
+        world.heal_until_leader(300)?;
     }
 }
