@@ -265,13 +265,23 @@ impl Simulation {
     /// The leader every running server agrees on: it leads, and every running server
     /// is in its term and names it as leader.
     pub fn agreed_leader(&self) -> Option<(NodeId, Term)> {
-        let (leader, term) = self.leaders().into_iter().max_by_key(|&(_, t)| t)?;
-        let all_follow = self
-            .servers
+        self.agreed_leader_among(&self.ids)
+    }
+
+    /// The leader the running servers of `group` agree on: one of them leads, and every
+    /// running member is in its term and names it as leader. Crashed members are
+    /// ignored; a group with no running member has no leader.
+    pub fn agreed_leader_among(&self, group: &[NodeId]) -> Option<(NodeId, Term)> {
+        let running: Vec<&Node> = group.iter().filter_map(|&id| self.node(id)).collect();
+        let leader = running
             .iter()
-            .filter_map(|s| s.node.as_ref())
-            .all(|n| n.term() == term && n.leader() == Some(leader));
-        all_follow.then_some((leader, term))
+            .filter(|n| n.role() == Role::Leader)
+            .max_by_key(|n| n.term())?;
+        let (id, term) = (leader.id(), leader.term());
+        let all_follow = running
+            .iter()
+            .all(|n| n.term() == term && n.leader() == Some(id));
+        all_follow.then_some((id, term))
     }
 
     /// The highest term any running server holds.
@@ -525,7 +535,7 @@ impl Simulation {
     }
 
     /// Fails the simulation with a scenario's own finding, panicking with the report.
-    pub fn fail(&mut self, invariant: Invariant, detail: impl Into<String>) -> ! {
+    pub fn fail(&self, invariant: Invariant, detail: impl Into<String>) -> ! {
         let failure = self.failure_report(Violation::new(invariant, detail));
         panic!("{failure}")
     }
