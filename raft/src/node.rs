@@ -216,7 +216,9 @@ impl Node {
     }
 
     /// Forces the current randomized election timeout, for tests and simulations. The
-    /// next timer reset draws a random value again.
+    /// next timer reset draws a random value again. A value at or below
+    /// [`Node::election_elapsed`] makes a follower's next tick start an election; a
+    /// leader ignores it.
     pub fn set_election_timeout(&mut self, ticks: u64) {
         self.election_timeout = ticks;
     }
@@ -249,7 +251,8 @@ impl Node {
     }
 
     fn tick_leader(&mut self, out: &mut Output) {
-        self.election_elapsed += 1;
+        // Without check-quorum nothing resets this counter; it must not overflow.
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
 
         if self.config.check_quorum && self.election_elapsed >= self.config.election_timeout_min {
             self.election_elapsed = 0;
@@ -353,6 +356,8 @@ impl Node {
 
         let from = self.role;
         if term > self.term {
+            // A vote belongs to one term (Figure 2: votedFor "in current term"): the new
+            // term starts with the vote free. `finish` persists both before any reply.
             self.term = term;
             self.voted_for = None;
         }
