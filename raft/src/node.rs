@@ -107,7 +107,9 @@ impl Node {
     /// Advances logical time by one tick.
     ///
     /// A leader sends heartbeats every `heartbeat_interval` ticks and, with check-quorum,
-    /// steps down when a majority stayed silent for `election_timeout_min` ticks. Any
+    /// checks every `election_timeout_min` ticks that a majority (itself included) was
+    /// heard from since the previous check, stepping down otherwise; a leader cut off
+    /// from everyone therefore steps down within two minimum election timeouts. Any
     /// other voter starts an election when its randomized timeout elapses; a single-voter
     /// cluster elects itself on the first tick.
     pub fn tick(&mut self) -> Output {
