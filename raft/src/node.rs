@@ -367,7 +367,7 @@ impl Node {
         self.reset_round();
         self.reset_election_timer();
 
-        info!(node = self.config.id, term, leader = ?leader, "became follower");
+        info!(node = self.config.id, term, leader, "became follower");
         out.events.push(Event::RoleChanged {
             from,
             to: Role::Follower,
