@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use raft::sim::{run_seed, run_seed_keeping_simulation, RunOptions, MILLI};
+use raft::sim::{run_seed, run_seed_keeping_simulation, RunOptions, SimStats, MILLI};
 
 const USAGE: &str =
     "usage: simulate [--seeds N] [--start N] [--size N] | --seed N [--size N] [--trace]";
@@ -117,12 +117,14 @@ fn sweep(args: &Args) -> ExitCode {
     };
     let mut worst_election = 0;
     let mut steps = 0;
+    let mut total = SimStats::default();
 
     for seed in args.start..args.start.saturating_add(args.seeds) {
         match run_seed(seed, &options) {
             Ok(report) => {
                 worst_election = worst_election.max(report.elected_after);
                 steps += report.steps;
+                add(&mut total, &report.stats);
             }
             Err(failure) => {
                 eprintln!("{failure}");
@@ -141,5 +143,18 @@ fn sweep(args: &Args) -> ExitCode {
             );
         }
     }
+    println!("{total:?}");
     ExitCode::SUCCESS
+}
+
+fn add(total: &mut SimStats, run: &SimStats) {
+    total.delivered += run.delivered;
+    total.dropped += run.dropped;
+    total.duplicated += run.duplicated;
+    total.cut += run.cut;
+    total.to_dead_server += run.to_dead_server;
+    total.crashes += run.crashes;
+    total.crashes_after_persist += run.crashes_after_persist;
+    total.restarts += run.restarts;
+    total.elections_won += run.elections_won;
 }

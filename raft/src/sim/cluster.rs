@@ -14,7 +14,7 @@ use super::trace::{Trace, TraceKind};
 use crate::config::{Config, ConfigError};
 use crate::message::{LogPosition, Message, NodeId, Term};
 use crate::node::Node;
-use crate::output::{Output, Role};
+use crate::output::{Event, Output, Role};
 use crate::storage::HardState;
 
 /// How many trace lines a simulation keeps unless told otherwise.
@@ -120,7 +120,9 @@ impl SimBuilder {
             seed: self.seed,
             replay,
             ids,
+            tick: self.tick,
             steps: 0,
+            stats: SimStats::default(),
             failure: None,
         };
         for id in sim.ids.clone() {
@@ -141,6 +143,30 @@ struct Server {
     incarnation: u64,
     crash_after_persist: bool,
     config: Config,
+}
+
+/// Counters of what a simulation did, to see that a fault schedule really exercised
+/// what it meant to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Messages handed to a core.
+    pub delivered: u64,
+    /// Messages lost by random loss at send time.
+    pub dropped: u64,
+    /// Extra copies scheduled by duplication.
+    pub duplicated: u64,
+    /// Messages lost because their link was cut on arrival.
+    pub cut: u64,
+    /// Messages lost because the receiver was down on arrival.
+    pub to_dead_server: u64,
+    /// Crashes, of both kinds.
+    pub crashes: u64,
+    /// Crashes between persisting and sending that fired.
+    pub crashes_after_persist: u64,
+    /// Restarts.
+    pub restarts: u64,
+    /// Elections won.
+    pub elections_won: u64,
 }
 
 /// Something scheduled to happen at a virtual time.
@@ -173,7 +199,10 @@ pub struct Simulation {
     seed: u64,
     replay: String,
     ids: Vec<NodeId>,
+    /// The nominal tick length.
+    tick: Micros,
     steps: u64,
+    stats: SimStats,
     /// The first failure; once set, the simulation refuses to go on.
     failure: Option<Box<Failure>>,
 }
@@ -211,6 +240,16 @@ impl Simulation {
     /// How many events (ticks and deliveries) have run.
     pub fn steps(&self) -> u64 {
         self.steps
+    }
+
+    /// The nominal tick length, in microseconds (each server's clock drifts from it).
+    pub fn tick(&self) -> Micros {
+        self.tick
+    }
+
+    /// Counters of what happened so far.
+    pub fn stats(&self) -> &SimStats {
+        &self.stats
     }
 
     /// Whether the server is running.
@@ -603,14 +642,17 @@ impl Simulation {
     /// Starts the server's core from its disk and its clock from a fresh phase.
     fn boot(&mut self, id: NodeId) -> Result<(), ConfigError> {
         let node_seed = self.rng.next_u64();
-        let now = self.now;
-        let rng = &mut self.rng;
-        let server = &mut self.servers[(id - 1) as usize];
-        let phase = if server.incarnation == 0 {
-            server.clock.phase
-        } else {
-            Clock::random_phase(server.clock.period, rng)
+        let (clock, first_boot) = {
+            let server = self.server(id);
+            (server.clock, server.incarnation == 0)
         };
+        let phase = if first_boot {
+            clock.phase
+        } else {
+            Clock::random_phase(clock.period, &mut self.rng)
+        };
+
+        let server = self.server_mut(id);
         let node = Node::new(
             server.config.clone(),
             server.disk,
@@ -622,8 +664,9 @@ impl Simulation {
         server.crash_after_persist = false;
         server.incarnation += 1;
         let incarnation = server.incarnation;
+
         self.schedule(
-            now + phase,
+            self.now + phase,
             Pending::Tick {
                 server: id,
                 incarnation,
@@ -633,6 +676,9 @@ impl Simulation {
     }
 
     fn crash(&mut self, id: NodeId) {
+        if self.is_up(id) {
+            self.stats.crashes += 1;
+        }
         let server = self.server_mut(id);
         server.node = None;
         server.crash_after_persist = false;
@@ -650,6 +696,7 @@ impl Simulation {
                 format!("s{id} cannot restart: {e}"),
             ));
         }
+        self.stats.restarts += 1;
         let disk = self.server(id).disk;
         self.trace
             .push(self.now, Some(id), TraceKind::Restarted(disk));
@@ -696,6 +743,7 @@ impl Simulation {
                 message,
                 reason: "link cut",
             };
+            self.stats.cut += 1;
             self.trace.push(self.now, Some(to), kind);
             return Ok(());
         }
@@ -705,11 +753,13 @@ impl Simulation {
                 message,
                 reason: "server down",
             };
+            self.stats.to_dead_server += 1;
             self.trace.push(self.now, Some(to), kind);
             return Ok(());
         };
 
         let output = node.step(from, message.clone());
+        self.stats.delivered += 1;
         self.trace
             .push(self.now, Some(to), TraceKind::Deliver { from, message });
         self.handle_output(to, output)
@@ -734,6 +784,7 @@ impl Simulation {
         if crash_now {
             // The write reached the disk; the process died before any send.
             self.crash(id);
+            self.stats.crashes_after_persist += 1;
             let lost = messages.len();
             self.trace
                 .push(self.now, Some(id), TraceKind::CrashAfterPersist { lost });
@@ -742,6 +793,11 @@ impl Simulation {
             self.checker.on_send(id, disk, &messages)?;
             for out in messages {
                 let delays = self.network.copies(&mut self.rng);
+                match delays.len() {
+                    0 => self.stats.dropped += 1,
+                    1 => {}
+                    _ => self.stats.duplicated += 1,
+                }
                 let kind = TraceKind::Send {
                     to: out.to,
                     message: out.message.clone(),
@@ -763,6 +819,9 @@ impl Simulation {
         // server died before telling anyone: a vote it granted is still its vote.
         for event in events {
             self.checker.on_event(id, &event)?;
+            if matches!(event, Event::ElectionWon { .. }) {
+                self.stats.elections_won += 1;
+            }
             self.trace.push(self.now, Some(id), TraceKind::Event(event));
         }
         self.observe(id)

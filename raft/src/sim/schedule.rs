@@ -15,13 +15,14 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::action::Action;
-use super::clock::{Micros, DEFAULT_TICK, MILLI, SECOND};
-use super::cluster::{SimBuilder, Simulation};
+use super::clock::{Micros, MILLI, SECOND};
+use super::cluster::{SimBuilder, SimStats, Simulation};
 use super::failure::Failure;
 use super::invariants::{Invariant, Violation};
 use super::network::NetworkConfig;
 use crate::config::Config;
 use crate::message::{NodeId, Term};
+use crate::output::Role;
 
 /// The largest cluster a seeded run picks.
 pub const MAX_SIZE: usize = 7;
@@ -89,6 +90,10 @@ pub struct RunReport {
     pub steps: u64,
     /// The virtual time at the end.
     pub duration: Micros,
+    /// What the simulation did.
+    pub stats: SimStats,
+    /// The highest term any server reached.
+    pub max_term: Term,
 }
 
 /// One seed's scenario: cluster, settings and the timed actions of its fault phase.
@@ -130,8 +135,8 @@ impl Schedule {
             delay_max: rng.random_range(2 * MILLI..=QUIET_DELAY_MAX),
         };
 
-        let quiet_at = rng.random_range(SECOND / 2..=3 * SECOND);
-        let count = rng.random_range(0..=12);
+        let quiet_at = rng.random_range(SECOND / 2..=5 * SECOND);
+        let count = rng.random_range(0..=16);
         let mut faults: Vec<(Micros, Action)> = (0..count)
             .map(|_| (rng.random_range(0..quiet_at), random_action(&mut rng, &ids)))
             .collect();
@@ -281,15 +286,50 @@ fn drive(sim: &mut Simulation, schedule: &Schedule) -> Result<RunReport, Box<Fai
     }
     sim.try_run_until(schedule.quiet_at, |_| false)?;
 
-    let quiet_start = sim.now();
     quiet_down(sim, schedule)?;
+    let elected = check_liveness(sim, &schedule.config)?;
 
-    // Stale timers and leases from the fault phase may still fire during the first
-    // election timeout of the quiet phase; a leader counts once they have run out.
-    let bound = liveness_bound(&schedule.config, DEFAULT_TICK);
-    let settled = quiet_start + schedule.config.election_timeout_max * slowest_tick(DEFAULT_TICK);
+    Ok(RunReport {
+        seed: sim.seed(),
+        size: schedule.size,
+        pre_vote: schedule.config.pre_vote,
+        check_quorum: schedule.config.check_quorum,
+        faults: schedule.faults.len(),
+        elected_after: elected.agreed_after,
+        leader: (elected.leader, elected.term),
+        steps: sim.steps(),
+        duration: sim.now(),
+        stats: sim.stats().clone(),
+        max_term: sim.max_term(),
+    })
+}
+
+/// The outcome of [`check_liveness`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elected {
+    /// The leader every running server follows.
+    pub leader: NodeId,
+    /// Its term.
+    pub term: Term,
+    /// How long after the check started all running servers first agreed on a leader
+    /// (possibly an earlier one, replaced while stale timers ran out).
+    pub agreed_after: Micros,
+}
+
+/// Checks liveness from now on, assuming faults have just stopped and a majority of
+/// the servers is running and connected: within [`liveness_bound`] all running servers
+/// must follow one leader, observed at least one maximum election timeout from now
+/// (stale timers and leases of the fault phase have run out by then), and that leader
+/// must keep its role and term for [`STABLE_STRETCH_TIMEOUTS`] maximum election
+/// timeouts more. `config` gives the servers' timeouts.
+pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, Box<Failure>> {
+    let start = sim.now();
+    let slowest = slowest_tick(sim.tick());
+    let bound = liveness_bound(config, sim.tick());
+    let settled = start + config.election_timeout_max * slowest;
+
     let mut first_agreed = None;
-    let elected = sim.try_run_until(quiet_start + bound, |s| {
+    let elected = sim.try_run_until(start + bound, |s| {
         let agreed = s.agreed_leader().is_some();
         if agreed && first_agreed.is_none() {
             first_agreed = Some(s.now());
@@ -301,45 +341,35 @@ fn drive(sim: &mut Simulation, schedule: &Schedule) -> Result<RunReport, Box<Fai
             "no leader agreed on within {} ms after faults stopped at {} ms \
              (bound: {LIVENESS_TIMEOUTS} x election_timeout_max); roles: {}",
             bound / MILLI,
-            quiet_start / MILLI,
+            start / MILLI,
             roles(sim)
         );
         return Err(sim.failure_report(Violation::new(Invariant::Liveness, detail)));
     }
-    let elected_after = first_agreed.unwrap_or(sim.now()) - quiet_start;
+
+    let agreed_after = first_agreed.unwrap_or(sim.now()) - start;
     // Cannot fail because the predicate that just held requires an agreed leader.
-    let leader = sim
+    let (leader, term) = sim
         .agreed_leader()
         .expect("the run stopped because a leader was agreed on");
-    sim.note(format!(
-        "leader s{} agreed on in term {}",
-        leader.0, leader.1
-    ));
+    sim.note(format!("leader s{leader} agreed on in term {term}"));
 
-    let stretch = STABLE_STRETCH_TIMEOUTS * schedule.config.election_timeout_max * DEFAULT_TICK;
+    let stretch = STABLE_STRETCH_TIMEOUTS * config.election_timeout_max * slowest;
     let changed = sim.try_run_until(sim.now() + stretch, |s| {
-        s.role(leader.0) != Some(crate::output::Role::Leader) || s.max_term() != leader.1
+        s.role(leader) != Some(Role::Leader) || s.max_term() != term
     })?;
     if changed {
         let detail = format!(
-            "s{} led term {} with nothing failing but lost it; roles: {}",
-            leader.0,
-            leader.1,
+            "s{leader} led term {term} with nothing failing but lost it; roles: {}",
             roles(sim)
         );
         return Err(sim.failure_report(Violation::new(Invariant::StableLeadership, detail)));
     }
 
-    Ok(RunReport {
-        seed: sim.seed(),
-        size: schedule.size,
-        pre_vote: schedule.config.pre_vote,
-        check_quorum: schedule.config.check_quorum,
-        faults: schedule.faults.len(),
-        elected_after,
+    Ok(Elected {
         leader,
-        steps: sim.steps(),
-        duration: sim.now(),
+        term,
+        agreed_after,
     })
 }
 
