@@ -1,1 +1,45 @@
 //! Helpers shared by the workspace-level tests that run whole clusters as processes.
+//!
+//! Each test builds a [`Cluster`]: a temporary directory holding a configuration file
+//! with freshly chosen loopback ports, one data directory and one log file per server,
+//! and the `raft-node` processes themselves (started with `--log-format json`, stderr
+//! appended to `server-<ID>.log`). The cluster starts, kills (SIGKILL), terminates
+//! (SIGTERM), pauses (SIGSTOP), resumes (SIGCONT) and restarts servers, and kills every
+//! process it started when it is dropped, also when the test panics; after a failure
+//! it keeps the directory and prints its path so the logs can be read.
+//!
+//! Every status the tests see, through `raft-node status --json` ([`Cluster::status`])
+//! or by reading the status ports directly ([`Cluster::observe`] and the background
+//! [`Poller`]), goes through one [`History`] that fails the test when two servers claim
+//! leadership of the same term or a server's term goes down. [`Cluster::finish`] then
+//! checks the JSON logs the same way: no term has two different "became leader" nodes,
+//! and every leader a poll saw is one the logs recorded.
+//!
+//! # Finding the binary
+//!
+//! `raft-node` is a binary-only package, so this crate cannot depend on it, and Cargo
+//! only offers `CARGO_BIN_EXE_<name>` for binaries of the package under test. The tests
+//! therefore run the binary Cargo put next to themselves: a test executable lives in
+//! `<target-dir>/<profile>/deps/`, so `<target-dir>/<profile>/raft-node` is the
+//! binary of the same profile, wherever `CARGO_TARGET_DIR` points. Before the first
+//! use in a test process, [`raft_node_binary`] runs `cargo build -p raft-node` once
+//! for that target directory and profile (guarded by a `OnceLock`, so parallel tests
+//! build once): `cargo test -p tests` alone does not build other packages' binaries,
+//! and a stale binary would test old code. When the build is already up to date this
+//! costs well under a second.
+
+mod binary;
+mod cluster;
+mod history;
+mod logs;
+mod ports;
+mod process;
+mod status;
+
+pub use binary::raft_node_binary;
+pub use cluster::{agreed_leader, Cluster, ClusterSpec, Timing, SETTLE_LIMIT};
+pub use history::{History, Poller, MAX_LEADERLESS};
+pub use logs::{leaders_in_log, read_log, LogEvent};
+pub use ports::free_ports;
+pub use process::{run_to_exit, Finished};
+pub use status::{Observation, StatusRow};
