@@ -85,8 +85,12 @@ impl SimBuilder {
         self
     }
 
-    /// Boots every server with an empty disk and schedules its first tick.
+    /// Boots every server with an empty disk and schedules its first tick. Fails on a
+    /// template that does not validate, or a size of 0 ([`ConfigError::NoVoters`]).
     pub fn build(self) -> Result<Simulation, ConfigError> {
+        if self.size == 0 {
+            return Err(ConfigError::NoVoters);
+        }
         let ids: Vec<NodeId> = (1..=self.size as NodeId).collect();
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut servers = Vec::with_capacity(self.size);
@@ -125,6 +129,7 @@ impl SimBuilder {
             stats: SimStats::default(),
             failure: None,
         };
+        sim.note_setup();
         for id in sim.ids.clone() {
             sim.boot(id)?;
         }
@@ -245,6 +250,11 @@ impl Simulation {
     /// The nominal tick length, in microseconds (each server's clock drifts from it).
     pub fn tick(&self) -> Micros {
         self.tick
+    }
+
+    /// Whether a crash after the server's next persist is armed.
+    pub fn crash_armed(&self, id: NodeId) -> bool {
+        self.server(id).crash_after_persist
     }
 
     /// Counters of what happened so far.
@@ -673,6 +683,39 @@ impl Simulation {
             },
         );
         Ok(())
+    }
+
+    /// Records the cluster's settings as the first lines of the trace.
+    fn note_setup(&mut self) {
+        // Cannot fail because build() refuses an empty cluster.
+        let c = &self.servers[0].config;
+        let net = &self.network.config;
+        let setup = format!(
+            "{} servers, seed {}, pre_vote {}, check_quorum {}, election timeout {}-{} \
+             ticks, heartbeat {} ticks; network drop {:.2} duplicate {:.2} delay {}-{} us",
+            self.servers.len(),
+            self.seed,
+            c.pre_vote,
+            c.check_quorum,
+            c.election_timeout_min,
+            c.election_timeout_max,
+            c.heartbeat_interval,
+            net.drop,
+            net.duplicate,
+            net.delay_min,
+            net.delay_max
+        );
+        self.note(setup);
+        for (i, server) in self.servers.iter().enumerate() {
+            let clock = format!(
+                "s{} ticks every {} us, first tick at {} us",
+                i + 1,
+                server.clock.period,
+                server.clock.phase
+            );
+            self.trace
+                .push(0, Some(i as NodeId + 1), TraceKind::Note(clock));
+        }
     }
 
     fn crash(&mut self, id: NodeId) {

@@ -137,10 +137,13 @@ impl Schedule {
 
         let quiet_at = rng.random_range(SECOND / 2..=5 * SECOND);
         let count = rng.random_range(0..=16);
-        let mut faults: Vec<(Micros, Action)> = (0..count)
-            .map(|_| (rng.random_range(0..quiet_at), random_action(&mut rng, &ids)))
+        let mut times: Vec<Micros> = (0..count).map(|_| rng.random_range(0..quiet_at)).collect();
+        times.sort_unstable();
+        let mut down = Vec::new();
+        let faults: Vec<(Micros, Action)> = times
+            .into_iter()
+            .map(|t| (t, random_action(&mut rng, &ids, &mut down)))
             .collect();
-        faults.sort_by_key(|&(t, _)| t);
 
         let mut stay_down = Vec::new();
         if rng.random_bool(0.3) {
@@ -162,8 +165,16 @@ impl Schedule {
     }
 }
 
-fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId]) -> Action {
-    let pick = |rng: &mut ChaCha8Rng| ids[rng.random_range(0..ids.len())];
+/// One random action. `down` tracks the servers the schedule has crashed so far, so
+/// that crashes mostly hit running servers and restarts mostly crashed ones (a crash
+/// armed to follow a persist may or may not fire, so it is not tracked).
+fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId], down: &mut Vec<NodeId>) -> Action {
+    let pick = |rng: &mut ChaCha8Rng, from: &[NodeId]| from[rng.random_range(0..from.len())];
+    let up: Vec<NodeId> = ids
+        .iter()
+        .copied()
+        .filter(|id| !down.contains(id))
+        .collect();
     match rng.random_range(0..100) {
         0..=11 => {
             // Symmetric partition into two or three random groups.
@@ -175,21 +186,29 @@ fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId]) -> Action {
             Action::Partition(split)
         }
         12..=21 => {
-            let from = pick(rng);
-            let to = pick(rng);
+            let from = pick(rng, ids);
+            let to = pick(rng, ids);
             Action::CutOneWay { from, to }
         }
         22..=31 => {
             // With a third server reaching both, this is a partial partition.
-            let a = pick(rng);
-            let b = pick(rng);
+            let a = pick(rng, ids);
+            let b = pick(rng, ids);
             Action::CutPair(a, b)
         }
-        32..=36 => Action::Isolate(pick(rng)),
+        32..=36 => Action::Isolate(pick(rng, ids)),
         37..=46 => Action::Heal,
-        47..=58 => Action::Crash(pick(rng)),
-        59..=64 => Action::CrashAfterPersist(pick(rng)),
-        65..=78 => Action::Restart(pick(rng)),
+        47..=58 if !up.is_empty() => {
+            let id = pick(rng, &up);
+            down.push(id);
+            Action::Crash(id)
+        }
+        59..=64 => Action::CrashAfterPersist(pick(rng, ids)),
+        47..=78 if !down.is_empty() => {
+            let id = down.swap_remove(rng.random_range(0..down.len()));
+            Action::Restart(id)
+        }
+        47..=78 => Action::Restart(pick(rng, ids)),
         79..=84 => Action::SetDrop(rng.random_range(0.0..0.5)),
         85..=89 => Action::SetDuplicate(rng.random_range(0.0..0.3)),
         90..=94 => {
@@ -197,7 +216,7 @@ fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId]) -> Action {
             let max = rng.random_range(min..=FAULT_DELAY_MAX);
             Action::SetDelay { min, max }
         }
-        _ => Action::Campaign(pick(rng)),
+        _ => Action::Campaign(pick(rng, ids)),
     }
 }
 
@@ -391,7 +410,7 @@ fn quiet_down(sim: &mut Simulation, schedule: &Schedule) -> Result<(), Box<Failu
             sim.try_apply(Action::Crash(id))?;
         } else if !up && !schedule.stay_down.contains(&id) {
             sim.try_apply(Action::Restart(id))?;
-        } else if up {
+        } else if up && sim.crash_armed(id) {
             sim.try_apply(Action::Disarm(id))?;
         }
     }
