@@ -834,3 +834,59 @@ fn six_phases_with_check_quorum_end_without_a_leader() {
 fn six_phases_without_check_quorum_end_with_a_stale_leader() {
     six_phases(false);
 }
+
+/// Crash between persist and send: a voter that persists its vote and dies before
+/// answering still holds that vote when it restarts, so a second candidate of the
+/// same term is refused (no double vote across the crash).
+#[test]
+fn voter_crashing_between_persist_and_send_keeps_its_vote_after_restart() {
+    let mut sim = cluster(
+        "voter_crashing_between_persist_and_send",
+        3,
+        41,
+        false,
+        false,
+    );
+    // A fixed delay orders the two requests: 1's reaches 2 at 10 ms, 3's at 15 ms.
+    sim.set_delay(10 * MILLI, 10 * MILLI);
+    sim.crash_after_next_persist(2);
+
+    sim.campaign(1);
+    sim.run_for(5 * MILLI);
+    sim.campaign(3);
+    sim.run_until(sim.now() + 10 * MILLI, |s| !s.is_up(2));
+    require(&sim, !sim.is_up(2), || {
+        "s2 did not crash after persisting".into()
+    });
+    let disk = sim.persisted(2);
+    require(&sim, disk.voted_for == Some(1) && disk.term == 1, || {
+        format!("s2 persisted {disk:?}")
+    });
+    sim.restart_server(2);
+
+    sim.run_for(20 * MILLI);
+    let refused = sim.trace().entries().any(|e| {
+        e.server == Some(2)
+            && matches!(
+                e.kind,
+                raft::sim::TraceKind::Event(Event::VoteRefused {
+                    candidate: 3,
+                    term: 1,
+                    pre_vote: false,
+                    ..
+                })
+            )
+    });
+    require(&sim, refused, || {
+        "restarted s2 did not refuse s3 in term 1".into()
+    });
+    let history = sim.leader_history().clone();
+    require(&sim, history.get(&1).is_none(), || {
+        format!("term 1 led: {history:?}")
+    });
+
+    // The cluster still recovers by itself in a later term.
+    sim.set_delay(MILLI, 5 * MILLI);
+    let (_, term) = expect_leader(&mut sim, 5 * SECOND);
+    require(&sim, term >= 2, || format!("t{term}"));
+}

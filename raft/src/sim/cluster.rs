@@ -565,6 +565,27 @@ impl Simulation {
         self.apply(Action::Heal);
     }
 
+    /// Sets the probability that a message is lost.
+    pub fn set_drop(&mut self, probability: f64) {
+        self.apply(Action::SetDrop(probability));
+    }
+
+    /// Sets the probability that a delivered message arrives twice.
+    pub fn set_duplicate(&mut self, probability: f64) {
+        self.apply(Action::SetDuplicate(probability));
+    }
+
+    /// Sets the range of message delays, in microseconds (both ends included).
+    pub fn set_delay(&mut self, min: Micros, max: Micros) {
+        self.apply(Action::SetDelay { min, max });
+    }
+
+    /// Makes the server crash right after its next write to disk, before it sends the
+    /// messages of that output.
+    pub fn crash_after_next_persist(&mut self, id: NodeId) {
+        self.apply(Action::CrashAfterPersist(id));
+    }
+
     /// Asks the server's core to campaign now.
     pub fn campaign(&mut self, id: NodeId) {
         self.apply(Action::Campaign(id));
