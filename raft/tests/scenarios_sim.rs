@@ -511,7 +511,7 @@ fn split_vote_is_resolved_by_a_later_election_in_a_higher_term() {
     let split_term = old_term + 1;
     require(
         &sim,
-        sim.leader_history().get(&split_term).is_none(),
+        !sim.leader_history().contains_key(&split_term),
         || format!("term {split_term} was won: {:?}", sim.leader_history()),
     );
 
@@ -881,7 +881,7 @@ fn voter_crashing_between_persist_and_send_keeps_its_vote_after_restart() {
         "restarted s2 did not refuse s3 in term 1".into()
     });
     let history = sim.leader_history().clone();
-    require(&sim, history.get(&1).is_none(), || {
+    require(&sim, !history.contains_key(&1), || {
         format!("term 1 led: {history:?}")
     });
 
