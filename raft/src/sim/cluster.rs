@@ -811,7 +811,7 @@ impl Simulation {
             self.trace.push(self.now, Some(to), kind);
             return Ok(());
         }
-        let Some(node) = self.server_mut(to).node.as_mut() else {
+        if !self.is_up(to) {
             let kind = TraceKind::Lost {
                 from,
                 message,
@@ -820,12 +820,20 @@ impl Simulation {
             self.stats.to_dead_server += 1;
             self.trace.push(self.now, Some(to), kind);
             return Ok(());
-        };
+        }
 
-        let output = node.step(from, message.clone());
+        // Traced before the call, so that a panic in the core shows what it received.
+        let kind = TraceKind::Deliver {
+            from,
+            message: message.clone(),
+        };
+        self.trace.push(self.now, Some(to), kind);
         self.stats.delivered += 1;
-        self.trace
-            .push(self.now, Some(to), TraceKind::Deliver { from, message });
+        let Some(node) = self.server_mut(to).node.as_mut() else {
+            // Cannot happen: is_up() just said the node is there.
+            return Ok(());
+        };
+        let output = node.step(from, message);
         self.handle_output(to, output)
     }
 

@@ -28,6 +28,8 @@ pub enum Invariant {
     Liveness,
     /// Once elected with nothing failing, the leader keeps its role and term.
     StableLeadership,
+    /// The core panicked (an assertion of its own, or a bug).
+    CorePanicked,
     /// A scripted scenario's expectation did not hold.
     Scenario,
 }
@@ -42,6 +44,7 @@ impl fmt::Display for Invariant {
             Invariant::PersistBeforeSend => "(5) persist before send",
             Invariant::Liveness => "liveness: a leader within the bound once faults stop",
             Invariant::StableLeadership => "stability: the leader stays while nothing fails",
+            Invariant::CorePanicked => "the core panicked",
             Invariant::Scenario => "scenario expectation",
         })
     }

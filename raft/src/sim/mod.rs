@@ -77,6 +77,19 @@
 //! many more rounds than the math allows fails it too. [`check_liveness`] runs the
 //! same check on a scripted simulation.
 //!
+//! # Seeded runs
+//!
+//! [`run_seed`] derives everything from one `u64` ([`Schedule::generate`]): the cluster
+//! size (1 to [`MAX_SIZE`]), pre-vote and check-quorum each on or off, the network's
+//! delays, and a fault phase of 0.5–5 s with up to 16 random actions (partitions of
+//! all three kinds, isolation, heals, loss up to 50 %, duplication up to 30 %, delays
+//! up to [`FAULT_DELAY_MAX`], crashes, crashes between persist and send, restarts,
+//! forced campaigns). The quiet phase follows, with the liveness check above. A panic
+//! inside the core is caught and reported like a broken invariant
+//! ([`Invariant::CorePanicked`]). `tests/simulation.rs` runs 10,000 seeds by default
+//! (`RAFT_SIM_SEEDS`, `RAFT_SIM_START`, `RAFT_SIM_SIZE` change that);
+//! `examples/simulate.rs` runs millions.
+//!
 //! # Replaying a seed
 //!
 //! Every failure panics (or returns a [`Failure`]) with the seed, the invariant, the
@@ -101,6 +114,13 @@
 //! - Membership is fixed: all servers are voters and the configuration never changes.
 //! - Virtual time has no cost for processing: a step takes no time.
 //! - Clock rates are fixed per server for a run; they do not wander.
+//! - Seeded runs use the default timeouts (15–30 ticks, heartbeat 5); other timeout
+//!   settings are only exercised by scripted scenarios that choose them.
+//! - Liveness is checked only once every fault has stopped, not under mild ongoing
+//!   faults; and histories are short (a few seconds each) so that 10,000 seeds fit a
+//!   debug test run: long sweeps add seeds rather than length.
+//! - A panic inside the core cannot show the tick that caused it: ticks enter the
+//!   trace only when they produce output, after the call.
 
 mod action;
 mod clock;

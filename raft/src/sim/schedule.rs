@@ -240,8 +240,8 @@ pub fn run_seed(seed: u64, options: &RunOptions) -> Result<RunReport, Box<Failur
     report
 }
 
-/// Like [`run_seed`], also handing back the simulation (for its trace) unless the
-/// core panicked.
+/// Like [`run_seed`], also handing back the simulation for its trace (after a panic
+/// in the core, only the trace is meaningful).
 pub fn run_seed_keeping_simulation(
     seed: u64,
     options: &RunOptions,
@@ -267,12 +267,11 @@ pub fn run_seed_keeping_simulation(
         }
     };
 
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        let report = drive(&mut sim, &schedule);
-        (report, sim)
-    }));
+    // The simulation outlives a panic inside the core, so its trace up to the failing
+    // step still goes into the report.
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| drive(&mut sim, &schedule)));
     match outcome {
-        Ok((report, sim)) => (report, Some(sim)),
+        Ok(report) => (report, Some(sim)),
         Err(payload) => {
             let message = payload
                 .downcast_ref::<String>()
@@ -280,10 +279,10 @@ pub fn run_seed_keeping_simulation(
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "(no message)".to_string());
             let violation = Violation::new(
-                Invariant::Scenario,
-                format!("the core panicked: {message} (replay with --trace for the history)"),
+                Invariant::CorePanicked,
+                format!("{message} (the last trace line is the step before the panic)"),
             );
-            (Err(Box::new(bare_failure(seed, violation, replay))), None)
+            (Err(sim.failure_report(violation)), Some(sim))
         }
     }
 }
