@@ -49,10 +49,10 @@
 //! # Liveness bound
 //!
 //! A seeded run ([`run_seed`]) ends its faults, heals every link, stops loss and
-//! duplication, and restarts crashed servers (a random minority may stay down). It then
-//! requires, within [`liveness_bound`] = **12 × `election_timeout_max` ticks of the
-//! slowest clock** (3.78 s with the defaults), a leader that every running server
-//! follows in its term, observed at least one `election_timeout_max` into the quiet
+//! duplication, and restarts crashed servers (a random minority may stay down or cut
+//! off). It then requires, within [`liveness_bound`] = **12 × `election_timeout_max`
+//! ticks of the slowest clock** (3.78 s with the defaults), a leader that every running
+//! server of the connected majority follows in its term, observed at least one `election_timeout_max` into the quiet
 //! phase; that leader must then keep its role and term for
 //! [`STABLE_STRETCH_TIMEOUTS`] further maximum election timeouts.
 //!
@@ -138,8 +138,8 @@ pub use failure::{Failure, REPORT_TRACE_LINES};
 pub use invariants::{Invariant, Violation};
 pub use network::NetworkConfig;
 pub use schedule::{
-    check_liveness, liveness_bound, replay_command, run_seed, run_seed_keeping_simulation, Elected,
-    RunOptions, RunReport, Schedule, DRIFT, FAULT_DELAY_MAX, LIVENESS_TIMEOUTS, MAX_SIZE,
-    QUIET_DELAY_MAX, STABLE_STRETCH_TIMEOUTS,
+    check_liveness, check_liveness_among, liveness_bound, replay_command, run_seed,
+    run_seed_keeping_simulation, Elected, RunOptions, RunReport, Schedule, DRIFT, FAULT_DELAY_MAX,
+    LIVENESS_TIMEOUTS, MAX_SIZE, QUIET_DELAY_MAX, STABLE_STRETCH_TIMEOUTS,
 };
 pub use trace::{Trace, TraceEntry, TraceKind};

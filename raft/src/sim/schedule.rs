@@ -109,8 +109,20 @@ pub struct Schedule {
     pub faults: Vec<(Micros, Action)>,
     /// When the fault phase ends and the quiet phase starts.
     pub quiet_at: Micros,
-    /// Crashed servers left down in the quiet phase (always a minority).
+    /// Servers left down in the quiet phase. With [`Schedule::stay_cut_off`], always a
+    /// minority.
     pub stay_down: Vec<NodeId>,
+    /// Servers left running but cut off from every other server in the quiet phase.
+    pub stay_cut_off: Vec<NodeId>,
+}
+
+impl Schedule {
+    /// The servers that are up and connected in the quiet phase: a majority.
+    pub fn quiet_majority(&self) -> Vec<NodeId> {
+        (1..=self.size as NodeId)
+            .filter(|id| !self.stay_down.contains(id) && !self.stay_cut_off.contains(id))
+            .collect()
+    }
 }
 
 impl Schedule {
@@ -145,13 +157,22 @@ impl Schedule {
             .map(|t| (t, random_action(&mut rng, &ids, &mut down)))
             .collect();
 
-        let mut stay_down = Vec::new();
+        // Sometimes a minority stays out of the quiet phase, each of its servers
+        // either crashed or running but cut off.
+        let (mut stay_down, mut stay_cut_off) = (Vec::new(), Vec::new());
         if rng.random_bool(0.3) {
             let mut shuffled = ids.clone();
             shuffled.shuffle(&mut rng);
             let minority = (size - 1) / 2;
-            stay_down = shuffled[..rng.random_range(0..=minority)].to_vec();
+            for &id in &shuffled[..rng.random_range(0..=minority)] {
+                if rng.random_bool(0.5) {
+                    stay_down.push(id);
+                } else {
+                    stay_cut_off.push(id);
+                }
+            }
             stay_down.sort_unstable();
+            stay_cut_off.sort_unstable();
         }
 
         Schedule {
@@ -161,6 +182,7 @@ impl Schedule {
             faults,
             quiet_at,
             stay_down,
+            stay_cut_off,
         }
     }
 }
@@ -305,7 +327,7 @@ fn drive(sim: &mut Simulation, schedule: &Schedule) -> Result<RunReport, Box<Fai
     sim.try_run_until(schedule.quiet_at, |_| false)?;
 
     quiet_down(sim, schedule)?;
-    let elected = check_liveness(sim, &schedule.config)?;
+    let elected = check_liveness_among(sim, &schedule.config, &schedule.quiet_majority())?;
 
     Ok(RunReport {
         seed: sim.seed(),
@@ -341,6 +363,17 @@ pub struct Elected {
 /// must keep its role and term for [`STABLE_STRETCH_TIMEOUTS`] maximum election
 /// timeouts more. `config` gives the servers' timeouts.
 pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, Box<Failure>> {
+    let all = sim.ids().to_vec();
+    check_liveness_among(sim, config, &all)
+}
+
+/// [`check_liveness`] for the servers of `group` only, which must be a connected
+/// majority: the others may be down or cut off, and whatever they believe is ignored.
+pub fn check_liveness_among(
+    sim: &mut Simulation,
+    config: &Config,
+    group: &[NodeId],
+) -> Result<Elected, Box<Failure>> {
     let start = sim.now();
     let slowest = slowest_tick(sim.tick());
     let bound = liveness_bound(config, sim.tick());
@@ -348,7 +381,7 @@ pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, 
 
     let mut first_agreed = None;
     let elected = sim.try_run_until(start + bound, |s| {
-        let agreed = s.agreed_leader().is_some();
+        let agreed = s.agreed_leader_among(group).is_some();
         if agreed && first_agreed.is_none() {
             first_agreed = Some(s.now());
         }
@@ -356,7 +389,7 @@ pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, 
     })?;
     if !elected {
         let detail = format!(
-            "no leader agreed on within {} ms after faults stopped at {} ms \
+            "no leader agreed on by {group:?} within {} ms after faults stopped at {} ms \
              (bound: {LIVENESS_TIMEOUTS} x election_timeout_max); roles: {}",
             bound / MILLI,
             start / MILLI,
@@ -368,13 +401,16 @@ pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, 
     let agreed_after = first_agreed.unwrap_or(sim.now()) - start;
     // Cannot fail because the predicate that just held requires an agreed leader.
     let (leader, term) = sim
-        .agreed_leader()
+        .agreed_leader_among(group)
         .expect("the run stopped because a leader was agreed on");
     sim.note(format!("leader s{leader} agreed on in term {term}"));
 
     let stretch = STABLE_STRETCH_TIMEOUTS * config.election_timeout_max * slowest;
     let changed = sim.try_run_until(sim.now() + stretch, |s| {
-        s.role(leader) != Some(Role::Leader) || s.max_term() != term
+        let newer = group
+            .iter()
+            .any(|&id| s.term(id).is_some_and(|t| t != term));
+        s.role(leader) != Some(Role::Leader) || newer
     })?;
     if changed {
         let detail = format!(
@@ -392,7 +428,7 @@ pub fn check_liveness(sim: &mut Simulation, config: &Config) -> Result<Elected, 
 }
 
 /// Ends every fault: links heal, nothing is lost or duplicated, delays are short, and
-/// crashed servers restart except the minority the schedule keeps down.
+/// crashed servers restart, except the minority the schedule keeps down or cut off.
 fn quiet_down(sim: &mut Simulation, schedule: &Schedule) -> Result<(), Box<Failure>> {
     sim.note("faults stop: quiet phase");
     sim.try_apply(Action::Heal)?;
@@ -405,12 +441,20 @@ fn quiet_down(sim: &mut Simulation, schedule: &Schedule) -> Result<(), Box<Failu
 
     for id in sim.ids().to_vec() {
         let up = sim.is_up(id);
-        if up && schedule.stay_down.contains(&id) {
-            sim.try_apply(Action::Crash(id))?;
-        } else if !up && !schedule.stay_down.contains(&id) {
+        if schedule.stay_down.contains(&id) {
+            if up {
+                sim.try_apply(Action::Crash(id))?;
+            }
+            continue;
+        }
+
+        if !up {
             sim.try_apply(Action::Restart(id))?;
-        } else if up && sim.crash_armed(id) {
+        } else if sim.crash_armed(id) {
             sim.try_apply(Action::Disarm(id))?;
+        }
+        if schedule.stay_cut_off.contains(&id) {
+            sim.try_apply(Action::Isolate(id))?;
         }
     }
     Ok(())
