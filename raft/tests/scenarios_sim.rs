@@ -377,7 +377,7 @@ fn leader_in_a_minority_partition_is_replaced_and_the_heal_keeps_the_newest() {
         let (leader, term) = expect_leader(&mut sim, 5 * SECOND);
         let highest = *sim.leader_history().keys().max().unwrap_or(&0);
         require(&sim, term == highest && term >= new_term, || {
-            format!("s{leader} t{term} after heal; s{new} had t{new_term}; highest t{highest}")
+            format!("s{leader} t{term} after heal; s{new} had t{new_term}; top t{highest}")
         });
         require(&sim, sim.leaders().len() == 1, || {
             format!("{:?}", sim.leaders())
@@ -583,7 +583,7 @@ fn leader_cycle_lets_each_server_win_in_turn() {
                 sim.campaign(id);
                 let (leader, _) = expect_leader(&mut sim, SECOND);
                 require(&sim, leader == id, || {
-                    format!("pre_vote {pre_vote}, round {round}: s{id} campaigned, s{leader} won")
+                    format!("pre_vote {pre_vote}, round {round}: s{id} ran, s{leader} won")
                 });
             }
         }

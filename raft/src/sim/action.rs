@@ -53,7 +53,7 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Crash(id) => write!(f, "crash s{id}"),
-            Action::CrashAfterPersist(id) => write!(f, "arm crash of s{id} after next persist"),
+            Action::CrashAfterPersist(id) => write!(f, "arm crash of s{id} after persist"),
             Action::Disarm(id) => write!(f, "disarm the pending crash of s{id}"),
             Action::Restart(id) => write!(f, "restart s{id}"),
             Action::Partition(groups) => {

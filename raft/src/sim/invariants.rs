@@ -125,7 +125,7 @@ impl Checker {
                     return Err(Violation::new(
                         Invariant::SingleVote,
                         format!(
-                            "s{id} persisted vote {:?} in term {} over its vote for s{before}",
+                            "s{id} persisted vote {:?} in term {} over its vote s{before}",
                             new.voted_for, new.term
                         ),
                     ));
@@ -243,7 +243,7 @@ impl Checker {
         if holder != candidate {
             return Err(Violation::new(
                 Invariant::SingleVote,
-                format!("s{voter} voted for s{holder} and then for s{candidate} in term {term}"),
+                format!("s{voter} voted for s{holder}, then s{candidate}, in term {term}"),
             ));
         }
         self.grants

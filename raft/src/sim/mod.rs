@@ -52,9 +52,9 @@
 //! duplication, and restarts crashed servers (a random minority may stay down or cut
 //! off). It then requires, within [`liveness_bound`] = **12 × `election_timeout_max`
 //! ticks of the slowest clock** (3.78 s with the defaults), a leader that every running
-//! server of the connected majority follows in its term, observed at least one `election_timeout_max` into the quiet
-//! phase; that leader must then keep its role and term for
-//! [`STABLE_STRETCH_TIMEOUTS`] further maximum election timeouts.
+//! server of the connected majority follows in its term, observed at least one
+//! `election_timeout_max` into the quiet phase; that leader must then keep its role
+//! and term for [`STABLE_STRETCH_TIMEOUTS`] further maximum election timeouts.
 //!
 //! Derivation. (a) Within one maximum election timeout of the quiet phase every timer
 //! and lease set during the faults has run out: a follower refuses votes only while
@@ -67,15 +67,16 @@
 //! are uniform over 15 whole ticks and the clocks drift apart, so such collisions are
 //! uncommon: scenario 31 measures them (about 15 % of first timeouts fall within one
 //! message delay of each other with five servers, 22 % within one tick) and asserts
-//! they stay below 30 %. (c) That leaves 10 rounds, and missing the bound needs 10
-//! consecutive collisions: probability below 0.3¹⁰ ≈ 6·10⁻⁶ per run even at that
-//! pessimistic rate, and far less at the measured one (a collision only costs a round
-//! when it also splits the vote). Over the first million seeds the slowest agreement
-//! came 0.85 s (≈ 2.8 maximum timeouts) after the faults stopped. A livelock —
-//! pre-vote and check-quorum keeping each other from electing anyone, or a stuck
-//! candidate never freed — exceeds any bound and fails the run; a cluster that needs
-//! many more rounds than the math allows fails it too. [`check_liveness`] runs the
-//! same check on a scripted simulation.
+//! they stay below 30 %. (c) So 1 maximum timeout of stale state plus 10 rounds of at
+//! most one maximum timeout and 20 ms each (10 × 1.07) is 11.7 maximum timeouts,
+//! rounded up to 12. Missing the bound needs 10 failed rounds in a row: probability
+//! below 0.3¹⁰ ≈ 6·10⁻⁶ per run even at that pessimistic rate, and far less at the
+//! measured one (a collision only costs a round when it also splits the vote). Over
+//! two million seeds the slowest agreement came 0.85 s (≈ 2.8 maximum timeouts) after
+//! the faults stopped. A livelock — pre-vote and check-quorum keeping each other from
+//! electing anyone, or a stuck candidate never freed — exceeds any bound and fails the
+//! run; so does a cluster that needs many more rounds than the math allows.
+//! [`check_liveness`] runs the same check on a scripted simulation.
 //!
 //! # Seeded runs
 //!

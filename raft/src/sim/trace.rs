@@ -163,7 +163,9 @@ impl fmt::Display for TraceEntry {
             TraceKind::CrashAfterPersist { lost } => {
                 write!(f, "== crash after persisting, {lost} message(s) never sent")
             }
-            TraceKind::Restarted(hs) => write!(f, "== restarted from {}", HardStateSummary(hs)),
+            TraceKind::Restarted(hs) => {
+                write!(f, "== restarted from {}", HardStateSummary(hs))
+            }
             TraceKind::Note(text) => write!(f, "-- {text}"),
         }
     }
