@@ -443,6 +443,27 @@ impl Cluster {
         )
     }
 
+    /// Observes for `duration` that `leader` keeps leading `term`: every answer is in
+    /// `term`, `leader` says it leads and nobody else does.
+    ///
+    /// # Panics
+    ///
+    /// At the first answer that breaks this.
+    pub fn hold_leader(&self, leader: u64, term: u64, duration: Duration) {
+        let what = format!("server {leader} keeps leading term {term}");
+        self.hold(&what, duration, |seen| {
+            for server in seen {
+                if server.term != term {
+                    return Err(format!("server {} is in term {}", server.id, server.term));
+                }
+                if server.is_leader() != (server.id == leader) {
+                    return Err(format!("server {} is {}", server.id, server.role));
+                }
+            }
+            Ok(())
+        });
+    }
+
     /// Starts a poller that runs `raft-node status --json` every 50 ms.
     pub fn poll_with_status_command(&self) -> Poller {
         let via = PollVia::StatusCommand {
