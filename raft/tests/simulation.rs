@@ -106,9 +106,19 @@ fn random_fault_schedules_of_shard_3_keep_every_invariant() {
 #[test]
 fn the_same_seed_replays_the_same_history() {
     for seed in [7, 4242, 99_999] {
-        let first = run_seed(seed, &RunOptions::default());
-        let second = run_seed(seed, &RunOptions::default());
+        let (first, first_sim) = run_seed_keeping_simulation(seed, &RunOptions::default());
+        let (second, second_sim) = run_seed_keeping_simulation(seed, &RunOptions::default());
+
         assert_eq!(first.ok(), second.ok(), "seed {seed} diverged");
+        let traces = [first_sim, second_sim].map(|sim| match sim {
+            Some(sim) => sim.trace().to_string(),
+            None => String::new(),
+        });
+        assert!(
+            traces[0].lines().count() > 10,
+            "seed {seed}: trace too short"
+        );
+        assert!(traces[0] == traces[1], "seed {seed}: traces differ");
     }
 }
 
