@@ -378,7 +378,10 @@ impl Cluster {
     /// missing) are recorded in the history.
     pub fn observe(&self) -> Vec<Observation> {
         let ids = self.live_ids();
-        let addresses: Vec<SocketAddr> = ids.iter().map(|&id| self.status_address(id)).collect();
+        let addresses: Vec<SocketAddr> = ids
+            .iter()
+            .map(|&id| self.server(id).status_address)
+            .collect();
         let observations: Vec<Observation> =
             query_ports(&addresses).into_iter().flatten().collect();
         self.history.record("main", &observations);
@@ -563,7 +566,7 @@ impl Drop for Cluster {
                 let mut report = format!("cluster directory kept: {}\n", kept.display());
                 for id in self.servers.keys() {
                     let log = kept.join(format!("server-{id}.log"));
-                    let _ = writeln!(report, "--- server {id}, end of log:\n{}", tail(&log));
+                    let _ = writeln!(report, "--- server {id}, log ends:\n{}", tail(&log));
                 }
                 eprintln!("{report}");
             }
@@ -585,7 +588,7 @@ pub fn agreed_leader(live: &[u64], seen: &[Observation]) -> Option<(u64, u64)> {
     }
     let agreed = seen
         .iter()
-        .all(|s| s.term == leader.term && (s.id == leader.id || s.leader == Some(leader.id)));
+        .all(|s| s.term == leader.term && (s.is_leader() || s.leader == Some(leader.id)));
     agreed.then_some((leader.id, leader.term))
 }
 

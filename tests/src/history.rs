@@ -46,7 +46,7 @@ impl History {
                 match inner.leaders.get(&seen.term) {
                     Some(&other) if other != seen.id => {
                         let problem = format!(
-                            "two leaders in term {}: servers {other} and {} ({source} poll)",
+                            "term {} has two leaders: {other} and {} ({source} poll)",
                             seen.term, seen.id
                         );
                         inner.violations.push(problem);
@@ -105,8 +105,7 @@ pub struct Poller {
 #[derive(Debug)]
 struct PollerShared {
     stop: AtomicBool,
-    /// `Some(since)` while a leader is expected: since when it has been missing, or
-    /// since it was expected.
+    /// Whether a leader is expected, and since when none was seen.
     expectation: Mutex<Expectation>,
     violations: Mutex<Vec<String>>,
     rounds: Mutex<u64>,
@@ -115,7 +114,9 @@ struct PollerShared {
 #[derive(Debug)]
 struct Expectation {
     leader_required: bool,
+    /// Since when no leader was seen (or, if later, since one was expected again).
     leaderless_since: Option<Instant>,
+    /// Whether the current leaderless stretch was already reported.
     reported: bool,
 }
 

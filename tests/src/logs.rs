@@ -38,7 +38,7 @@ pub fn read_log(path: &Path) -> Vec<LogEvent> {
             let message = fields
                 .get("message")
                 .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("{}: line without message: {line}", path.display()))
+                .unwrap_or_else(|| panic!("{}: no message in: {line}", path.display()))
                 .to_string();
             LogEvent { message, fields }
         })

@@ -21,7 +21,8 @@ pub fn encode_state(term: u64, voted_for: Option<u64>) -> Vec<u8> {
 
 /// The term and vote of a state file, or `None` if the bytes are not a valid one.
 pub fn decode_state(bytes: &[u8]) -> Option<(u64, Option<u64>)> {
-    if bytes.len() != BODY_LEN + 4 || &bytes[..8] != MAGIC || bytes[8..12] != 1u32.to_le_bytes() {
+    let version = 1u32.to_le_bytes();
+    if bytes.len() != BODY_LEN + 4 || &bytes[..8] != MAGIC || bytes[8..12] != version {
         return None;
     }
     let stored_crc = u32::from_le_bytes(bytes[BODY_LEN..].try_into().ok()?);

@@ -44,8 +44,8 @@ fn a_server_restarted_with_a_much_higher_term_pulls_the_cluster_up_safely() {
     std::fs::write(&state, encode_state(high, None)).expect("cannot write the state");
     cluster.restart(follower);
 
-    let banner = std::fs::read_to_string(cluster.dir().join(format!("server-{follower}.out")))
-        .expect("the banner");
+    let banner_file = cluster.dir().join(format!("server-{follower}.out"));
+    let banner = std::fs::read_to_string(banner_file).expect("the banner");
     assert!(
         banner.contains(&format!("(term {high}, voted for nobody)")),
         "the restarted server did not load term {high}:\n{banner}"
