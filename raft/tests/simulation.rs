@@ -67,7 +67,7 @@ fn run_shard(shard: u64) {
 
     for seed in (start..start + seeds).filter(|s| s % SHARDS == shard) {
         match run_seed(seed, &options) {
-            Ok(report) => slowest = slowest.max(report.elected_after),
+            Ok(report) => slowest = slowest.max(report.elected_after.unwrap_or(0)),
             Err(failure) => panic!("{failure}"),
         }
         ran += 1;
