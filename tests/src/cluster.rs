@@ -513,8 +513,10 @@ impl Cluster {
     }
 
     /// Kills every server and checks the whole run: the history broke no rule, no term
-    /// had two leaders in the logs, no server warned of another leader in its term, and
-    /// every leader a poll saw is in the logs in that term.
+    /// had two leaders in the logs, every leader a poll saw is in the logs in that term,
+    /// every leader was elected by a majority including itself, no server gave its vote
+    /// to two candidates in one term (over all its runs: the vote is persisted), and no
+    /// server warned of another leader in its own term.
     pub fn finish(mut self) {
         self.kill_all();
         self.history.assert_ok();
@@ -534,15 +536,34 @@ impl Cluster {
                 "polls saw {leader} lead term {term}, the logs say {in_logs:?}"
             );
         }
+
+        let majority = self.servers.len() / 2 + 1;
         for id in self.ids() {
             let path = self.log_path(id);
             if !path.exists() {
                 continue;
             }
-            let two_leaders = read_log(&path)
-                .into_iter()
-                .find(|event| event.message.contains("from another leader of this term"));
-            assert!(two_leaders.is_none(), "{}: {two_leaders:?}", path.display());
+            let mut votes: BTreeMap<u64, u64> = BTreeMap::new();
+            for event in read_log(&path) {
+                let at = || format!("{}: {}", path.display(), event.fields);
+                match event.message.as_str() {
+                    "became leader" => {
+                        let voters = ids_in(&event.fields["votes"]);
+                        assert!(voters.len() >= majority && voters.contains(&id), "{}", at());
+                    }
+                    "vote granted" if event.fields["pre_vote"] == false => {
+                        let term = event.number("term").unwrap_or_else(|| panic!("{}", at()));
+                        let candidate = event.number("candidate");
+                        let candidate = candidate.unwrap_or_else(|| panic!("{}", at()));
+                        let first = *votes.entry(term).or_insert(candidate);
+                        assert_eq!(first, candidate, "second vote in term {term}: {}", at());
+                    }
+                    message if message.contains("from another leader of this term") => {
+                        panic!("{}", at());
+                    }
+                    _ => {}
+                }
+            }
         }
     }
 
@@ -571,6 +592,20 @@ impl Drop for Cluster {
                 eprintln!("{report}");
             }
         }
+    }
+}
+
+/// The ids in a field that lists them, as the `votes` of "became leader" does
+/// (`"[1, 2]"`, or an array).
+fn ids_in(field: &serde_json::Value) -> BTreeSet<u64> {
+    match field {
+        serde_json::Value::Array(ids) => ids.iter().filter_map(serde_json::Value::as_u64).collect(),
+        other => other
+            .as_str()
+            .unwrap_or_default()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|id| id.parse().ok())
+            .collect(),
     }
 }
 
