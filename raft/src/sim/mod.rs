@@ -90,7 +90,7 @@
 //! heartbeats from one tick, so that delays rival timeouts and elections churn; those
 //! seeds check safety only, since the liveness bound is derived for the defaults. A panic
 //! inside the core is caught and reported like a broken invariant
-//! ([`Invariant::CorePanicked`]). `tests/simulation.rs` runs 10,000 seeds by default
+//! ([`Invariant::CorePanicked`]). `tests/simulation.rs` runs 13,000 seeds by default
 //! (`RAFT_SIM_SEEDS`, `RAFT_SIM_START`, `RAFT_SIM_SIZE` change that);
 //! `examples/simulate.rs` runs millions.
 //!
@@ -121,7 +121,7 @@
 //! - Seeded runs use the default timeouts (15–30 ticks, heartbeat 5); other timeout
 //!   settings are only exercised by scripted scenarios that choose them.
 //! - Liveness is checked only once every fault has stopped, not under mild ongoing
-//!   faults; and histories are short (a few seconds each) so that 10,000 seeds fit a
+//!   faults; and histories are short (a few seconds each) so that 13,000 seeds fit a
 //!   debug test run: long sweeps add seeds rather than length.
 //! - A panic inside the core cannot show the tick that caused it: ticks enter the
 //!   trace only when they produce output, after the call.
