@@ -509,6 +509,11 @@ fn split_vote_is_resolved_by_a_later_election_in_a_higher_term() {
     sim.campaign(b);
     sim.run_for(50 * MILLI);
     let split_term = old_term + 1;
+    let both = [a, b].map(|id| (sim.role(id), sim.term(id)));
+    let candidate = (Some(Role::Candidate), Some(split_term));
+    require(&sim, both == [candidate, candidate], || {
+        format!("expected two candidates in t{split_term}: {both:?}")
+    });
     require(
         &sim,
         !sim.leader_history().contains_key(&split_term),
