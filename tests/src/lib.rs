@@ -8,12 +8,22 @@
 //! process it started when it is dropped, also when the test panics; after a failure
 //! it keeps the directory and prints its path so the logs can be read.
 //!
-//! Every status the tests see, through `raft-node status --json` ([`Cluster::status`])
-//! or by reading the status ports directly ([`Cluster::observe`] and the background
-//! [`Poller`]), goes through one [`History`] that fails the test when two servers claim
-//! leadership of the same term or a server's term goes down. [`Cluster::finish`] then
-//! checks the JSON logs the same way: no term has two different "became leader" nodes,
-//! and every leader a poll saw is one the logs recorded.
+//! Every status read through the cluster, by `raft-node status --json`
+//! ([`Cluster::status`], [`Cluster::poll_with_status_command`]) or from the status
+//! ports directly ([`Cluster::observe`], [`Cluster::poll_status_ports`]), goes through
+//! one [`History`] that fails the test when two servers claim leadership of the same
+//! term or a server's term goes down. A [`Poller`] also fails it when a leader is
+//! expected and none is seen for [`MAX_LEADERLESS`]. [`Cluster::finish`] then checks
+//! the JSON logs: no term has two different "became leader" nodes, every leader a poll
+//! saw is one the logs recorded, every leader had a majority of votes, and no server
+//! voted for two candidates in one term.
+//!
+//! Ports are chosen below the kernel's ephemeral range (see [`free_ports`]), so that
+//! no outgoing connection can take the port of a server while it is down.
+//!
+//! Waits poll every 50 ms for an event (a status answer, a process state in `/proc`)
+//! with limits of seconds ([`SETTLE_LIMIT`]); the only timed stretches are the ones
+//! the tests observe, such as "no leader for 2 s".
 //!
 //! # Finding the binary
 //!

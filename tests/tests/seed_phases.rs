@@ -32,6 +32,12 @@ fn run_six_phases(spec: ClusterSpec) {
     // Phase 1: all five up elect exactly one leader.
     let (first_leader, first_term) = cluster.wait_for_leader();
     assert!(first_term >= 1);
+    let rows = cluster.status();
+    assert!(rows.iter().all(|row| row.reachable), "{rows:?}");
+    let leaders = rows
+        .iter()
+        .filter(|row| row.role.as_deref() == Some("leader"));
+    assert!(leaders.count() <= 1, "{rows:?}");
 
     // Phase 2: a follower dies; four are up and a leader stays present.
     let first_dead = follower_of(&cluster, first_leader);
