@@ -1,4 +1,156 @@
 //! Framed point-to-point messaging between numbered servers.
+//!
+//! `cluster` connects a fixed set of servers, each known by a number ([`ServerId`])
+//! and an address, and lets each send messages of one serde type to any other, or to
+//! all others at once. It knows nothing of Raft; a consensus layer sits on top.
+//!
+//! # Model
+//!
+//! - A [`Config`] names every server: id and address, plus a cluster name and
+//!   [`Options`]. It is read from a TOML file ([`Config::from_file`]) or built in code
+//!   ([`Config::new`], [`Config::loopback`]).
+//! - A [`Server<M>`] is started with its own id. It binds its address, dials every
+//!   peer and offers [`send`](Server::send) to one peer, [`broadcast`](Server::broadcast)
+//!   to every peer but itself, [`recv`](Server::recv), [`next_event`](Server::next_event),
+//!   [`stats`](Server::stats), [`peers`](Server::peers) and
+//!   [`shutdown`](Server::shutdown). [`Server::sender`] gives a cloneable [`Sender`]
+//!   for sending from other tasks.
+//! - An [`Envelope<M>`] carries the sender's id (set by the receiving side from the
+//!   connection's handshake, so it cannot be forged per message), an opaque `u64`
+//!   message id of the caller's choosing, and the message `M`
+//!   (`Serialize + DeserializeOwned + Send + 'static`).
+//!
+//! # Connections
+//!
+//! Each server dials one outbound connection per peer and sends only on it; the
+//! connections its peers dial to it are used only for receiving. A lost outbound
+//! connection is dialled again with capped exponential backoff and jitter (10 ms
+//! doubling to 200 ms by default, each pause shortened by up to half at random), so a
+//! restarted peer is reached within a fraction of a second. Listening sockets set
+//! `SO_REUSEADDR`, so a server closed and started again gets its port back at once.
+//! Every connection sets `TCP_NODELAY`.
+//!
+//! # Frame layout
+//!
+//! Every frame is a big-endian `u32` payload length followed by the payload:
+//!
+//! ```text
+//!  0       4                                    4 + len
+//! +-------+--------------------------------------+
+//! |  len  | payload (len bytes)                   |
+//! +-------+--------------------------------------+
+//!  u32 BE   bincode 2, standard config: (message id: u64, message: M)
+//! ```
+//!
+//! The maximum frame size (default 1 MiB) counts the 4 length bytes. It is enforced on
+//! send ([`SendError::FrameTooLarge`]) and on receive: a length above it is refused
+//! from the 4-byte header alone, before any room is reserved. The payload decoder gets
+//! a size limit derived from the frame length, so no length field inside a frame can
+//! make it reserve more than 32 times the frame's own size, and a payload followed by
+//! extra bytes is malformed. Malformed input closes that one connection with a warning;
+//! the server and its other connections carry on.
+//!
+//! # Handshake
+//!
+//! The dialer opens with an introduction frame of fixed layout (not bincode, so any
+//! version can read it):
+//!
+//! ```text
+//! +-------+--------+---------+-----------+----------+------------------+
+//! |  len  | "CLST" | version | sender id | name len | cluster name     |
+//! +-------+--------+---------+-----------+----------+------------------+
+//!  u32 BE  4 bytes   u16 BE     u64 BE       u8       name len bytes, UTF-8
+//! ```
+//!
+//! The acceptor answers with a one-byte frame `00 00 00 01 <status>`: 0 accepted,
+//! 1 malformed, 2 wrong [`PROTOCOL_VERSION`], 3 wrong cluster name, 4 sender id not in
+//! the configuration, 5 sender claims the acceptor's own id. A refusal is logged as a
+//! warning (`handshake refused`) with the remote address and the reason, and the
+//! connection is closed. A second accepted connection from the same id replaces the
+//! first, which is closed.
+//!
+//! # Delivery contract
+//!
+//! - Sending never waits on a peer and never fails because a peer is slow or down.
+//!   Each peer has a bounded queue ([`Options::queue_capacity`]); when it is full the
+//!   message is dropped and counted in [`PeerStats::dropped`]. Messages queued while a
+//!   peer is unreachable are sent once it is reached again, if they still fit.
+//! - Errors are for the caller's mistakes only: unknown peer, sending to self, a frame
+//!   above the maximum size, a server shut down (see [`SendError`]).
+//! - Messages from one sender to one receiver arrive in the order sent while a
+//!   connection holds. Messages can be lost when a connection breaks (those queued in
+//!   the writer's current batch or in flight) and when a queue overflows. The library
+//!   never duplicates a message.
+//! - A receiver that does not call `recv` fills its inbound buffer, then its sockets,
+//!   then its senders' queues, which then drop; other peers are unaffected.
+//!
+//! # Connection events
+//!
+//! [`Server::next_event`] (or [`Server::next`], which interleaves events with
+//! messages) reports [`PeerEvent::Connected`] when an outbound connection's handshake
+//! is accepted, [`PeerEvent::Disconnected`] when it is lost, and
+//! [`PeerEvent::DialRefused`] when dialling a peer is refused because nothing listens
+//! at its address, which means its process is gone; it is reported once per run of
+//! refusals. A consensus layer can treat `Disconnected` followed by `DialRefused` from
+//! its leader as a reason to start an election early. Events are buffered (1024); if
+//! nobody reads them, newer ones are dropped.
+//!
+//! # In-process network
+//!
+//! [`Network<M>`] runs servers inside one process with the same [`Server<M>`] handle,
+//! for testing the layers above: partitions into groups ([`Network::partition`], servers
+//! not named form one more group), [`Network::heal`], one-way cuts ([`Network::cut`]),
+//! per-link loss and delay ([`LinkConditions`]; different delays reorder messages),
+//! and crashes ([`Network::crash`]) after which a server can be started again; its
+//! peers then see the same events as over TCP. Every random choice comes from a seed
+//! (ChaCha), one stream per link, so a run can be replayed, and everything works under
+//! tokio's paused clock (`#[tokio::test(start_paused = true)]`). Messages still travel
+//! as encoded frames, so encoding errors show up here too.
+//!
+//! # Example
+//!
+//! Two servers on free loopback ports exchange one message:
+//!
+//! ```
+//! use cluster::{Config, PeerEvent, Server};
+//! use tokio::net::TcpListener;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let a = TcpListener::bind("127.0.0.1:0").await?;
+//! let b = TcpListener::bind("127.0.0.1:0").await?;
+//! let config = Config::new([(1, a.local_addr()?), (2, b.local_addr()?)]);
+//!
+//! let one = Server::<String>::start_with_listener(&config, 1, a).await?;
+//! let mut two = Server::<String>::start_with_listener(&config, 2, b).await?;
+//!
+//! one.send(2, 42, &"hello".to_owned())?;
+//! let envelope = two.recv().await.expect("server running");
+//! assert_eq!((envelope.from, envelope.message_id), (1, 42));
+//! assert_eq!(envelope.message, "hello");
+//!
+//! // Server 2 also dialled server 1; its connection events say so.
+//! assert_eq!(two.next_event().await, Some(PeerEvent::Connected(1)));
+//!
+//! one.shutdown().await;
+//! two.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With a configuration file, start a server by id with
+//! `Server::start(&Config::from_file_for(path, id)?, id)`.
+//!
+//! # Known limitations
+//!
+//! - No encryption or authentication: the handshake's sender id is trusted.
+//! - Frames are capped at 64 MiB; large transfers need chunking above this layer.
+//! - Loss is silent apart from counters and connection events; there is no
+//!   acknowledgement or retransmission.
+//! - The in-process network models partitions as silent loss without connection
+//!   events, which is what a real partition looks like until timeouts fire.
+//! - The payload decoder's limit is a power-of-two bucket of 16 times the frame
+//!   length, because bincode's limit is a compile-time constant.
 
 mod backoff;
 mod codec;

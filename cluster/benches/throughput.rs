@@ -1,0 +1,290 @@
+//! One-way throughput of 64-byte messages and round-trip latency between two servers
+//! on loopback, through the public API, next to a baseline written directly on
+//! tokio-util's `LengthDelimitedCodec` with the same encoding and batching.
+//!
+//! Run with `cargo bench -p cluster --bench throughput`. Each figure is the median of
+//! several runs.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cluster::{decode_payload, encode_frame, Config, Server};
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+/// Messages per throughput run (override with `CLUSTER_BENCH_MESSAGES`).
+const DEFAULT_MESSAGES: u64 = 2_000_000;
+
+fn messages() -> u64 {
+    std::env::var("CLUSTER_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MESSAGES)
+}
+
+/// Round trips per latency run.
+const ROUND_TRIPS: usize = 20_000;
+
+/// Runs of each measurement; the median is quoted.
+const RUNS: usize = 5;
+
+/// Frames fed to the baseline's writer between flushes, like the server's batches.
+const BASELINE_BATCH: u64 = 512;
+
+const MAX_FRAME: usize = 1024 * 1024;
+
+type Payload = Vec<u8>;
+
+fn payload() -> Payload {
+    (0..64u8).collect()
+}
+
+async fn listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.expect("bind")
+}
+
+async fn pair() -> (Server<Payload>, Server<Payload>) {
+    let (a, b) = (listener().await, listener().await);
+    let config = Config::new([
+        (1, a.local_addr().expect("addr")),
+        (2, b.local_addr().expect("addr")),
+    ]);
+    let mut one = Server::start_with_listener(&config, 1, a)
+        .await
+        .expect("start");
+    let mut two = Server::start_with_listener(&config, 2, b)
+        .await
+        .expect("start");
+    for server in [&mut one, &mut two] {
+        while !matches!(
+            server.next_event().await,
+            Some(cluster::PeerEvent::Connected(_))
+        ) {}
+    }
+    (one, two)
+}
+
+/// Messages per second from server 1 to server 2.
+async fn ours_throughput() -> f64 {
+    let (one, mut two) = pair().await;
+    let message = payload();
+    let started = Instant::now();
+    let sender = one.sender();
+    let total = messages();
+    let sending = tokio::spawn(async move {
+        for id in 0..total {
+            sender.send_waiting(2, id, &message).await.expect("send");
+        }
+    });
+    let mut received = 0;
+    while received < messages() {
+        two.recv().await.expect("receive");
+        received += 1;
+    }
+    let elapsed = started.elapsed();
+    sending.await.expect("sender");
+    one.shutdown().await;
+    two.shutdown().await;
+    messages() as f64 / elapsed.as_secs_f64()
+}
+
+/// Round-trip times: server 1 sends, server 2 echoes.
+async fn ours_latency() -> Vec<Duration> {
+    let (mut one, mut two) = pair().await;
+    let echo = tokio::spawn(async move {
+        for _ in 0..ROUND_TRIPS {
+            let envelope = two.recv().await.expect("request");
+            two.send(1, envelope.message_id, &envelope.message)
+                .expect("echo");
+        }
+        two
+    });
+
+    let message = payload();
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for id in 0..ROUND_TRIPS as u64 {
+        let started = Instant::now();
+        one.send(2, id, &message).expect("send");
+        let back = one.recv().await.expect("echo");
+        times.push(started.elapsed());
+        assert_eq!(back.message_id, id);
+    }
+    one.shutdown().await;
+    echo.await.expect("echo task").shutdown().await;
+    times
+}
+
+async fn connected_streams() -> (TcpStream, TcpStream) {
+    let listener = listener().await;
+    let addr = listener.local_addr().expect("addr");
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    let client = client.expect("connect");
+    let (server, _) = server.expect("accept");
+    client.set_nodelay(true).expect("nodelay");
+    server.set_nodelay(true).expect("nodelay");
+    (client, server)
+}
+
+/// The payload of one frame: the same bincode encoding the servers use.
+fn baseline_frame(id: u64, message: &Payload) -> Bytes {
+    encode_frame(id, message, MAX_FRAME)
+        .expect("encode")
+        .slice(4..)
+}
+
+fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec()
+}
+
+/// Messages per second over a bare framed TCP stream.
+async fn baseline_throughput() -> f64 {
+    let (client, server) = connected_streams().await;
+    let message = payload();
+    let started = Instant::now();
+    let total = messages();
+    let sending = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(client, codec());
+        for id in 0..total {
+            SinkExt::<Bytes>::feed(&mut sink, baseline_frame(id, &message))
+                .await
+                .expect("feed");
+            if id % BASELINE_BATCH == BASELINE_BATCH - 1 {
+                SinkExt::<Bytes>::flush(&mut sink).await.expect("flush");
+            }
+        }
+        SinkExt::<Bytes>::flush(&mut sink).await.expect("flush");
+        sink
+    });
+
+    let mut frames = FramedRead::new(server, codec());
+    let mut received = 0;
+    while received < messages() {
+        let frame = frames.next().await.expect("open").expect("frame");
+        let (_id, message): (u64, Payload) = decode_payload(&frame).expect("decode");
+        std::hint::black_box(message);
+        received += 1;
+    }
+    let elapsed = started.elapsed();
+    drop(sending.await.expect("sender"));
+    messages() as f64 / elapsed.as_secs_f64()
+}
+
+/// Round-trip times over a bare framed TCP stream with an echoing task.
+async fn baseline_latency() -> Vec<Duration> {
+    let (client, server) = connected_streams().await;
+    let echo = tokio::spawn(async move {
+        let (read, write) = server.into_split();
+        let mut frames = FramedRead::new(read, codec());
+        let mut sink = FramedWrite::new(write, codec());
+        for _ in 0..ROUND_TRIPS {
+            let frame = frames.next().await.expect("open").expect("frame");
+            let (id, message): (u64, Payload) = decode_payload(&frame).expect("decode");
+            if SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let (read, write) = client.into_split();
+    let mut frames = FramedRead::new(read, codec());
+    let mut sink = FramedWrite::new(write, codec());
+    let message = payload();
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for id in 0..ROUND_TRIPS as u64 {
+        let started = Instant::now();
+        SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
+            .await
+            .expect("send");
+        let frame = frames.next().await.expect("open").expect("frame");
+        let (back, _message): (u64, Payload) = decode_payload(&frame).expect("decode");
+        times.push(started.elapsed());
+        assert_eq!(back, id);
+    }
+    drop(sink);
+    echo.await.expect("echo task");
+    times
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(times: &mut [Duration], fraction: f64) -> Duration {
+    times.sort_unstable();
+    let index = ((times.len() as f64 - 1.0) * fraction).round() as usize;
+    times[index]
+}
+
+fn micros(d: f64) -> String {
+    format!("{d:.1} µs")
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    runtime.block_on(async {
+        let mut ours = Vec::new();
+        let mut base = Vec::new();
+        for run in 0..RUNS {
+            eprintln!("run {run}: cluster throughput");
+            ours.push(ours_throughput().await);
+            eprintln!("run {run}: baseline throughput");
+            base.push(baseline_throughput().await);
+            println!(
+                "run {run}: ours {:.0} msg/s, baseline {:.0} msg/s",
+                ours[run], base[run]
+            );
+        }
+        let (ours_rate, base_rate) = (median(ours), median(base));
+
+        let mut ours_p50 = Vec::new();
+        let mut ours_p99 = Vec::new();
+        let mut base_p50 = Vec::new();
+        let mut base_p99 = Vec::new();
+        for _ in 0..RUNS {
+            let mut times = ours_latency().await;
+            ours_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
+            ours_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+            let mut times = baseline_latency().await;
+            base_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
+            base_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+        }
+        let (o50, o99) = (median(ours_p50), median(ours_p99));
+        let (b50, b99) = (median(base_p50), median(base_p99));
+
+        println!();
+        println!("64-byte messages, two servers on 127.0.0.1, medians of {RUNS} runs");
+        println!("| measure | cluster | baseline (Framed + LengthDelimitedCodec) | ratio |");
+        println!("| --- | --- | --- | --- |");
+        println!(
+            "| one-way throughput ({} msgs) | {:.2} M msg/s | {:.2} M msg/s | {:.2} |",
+            messages(),
+            ours_rate / 1e6,
+            base_rate / 1e6,
+            ours_rate / base_rate
+        );
+        println!(
+            "| round trip p50 ({ROUND_TRIPS} trips) | {} | {} | {:.2} |",
+            micros(o50),
+            micros(b50),
+            o50 / b50
+        );
+        println!(
+            "| round trip p99 | {} | {} | {:.2} |",
+            micros(o99),
+            micros(b99),
+            o99 / b99
+        );
+    });
+}
