@@ -11,7 +11,7 @@ use super::clock::{Clock, Micros, DEFAULT_TICK};
 use super::failure::{Failure, REPORT_TRACE_LINES};
 use super::invariants::{Checker, Invariant, Violation};
 use super::network::{Network, NetworkConfig};
-use super::trace::{Trace, TraceKind};
+use super::trace::{MessageSummary, Trace, TraceKind};
 use crate::config::{Config, ConfigError};
 use crate::message::{LogPosition, Message, NodeId, Term};
 use crate::node::Node;
@@ -127,6 +127,7 @@ impl SimBuilder {
             ids,
             tick: self.tick,
             steps: 0,
+            current: None,
             stats: SimStats::default(),
             failure: None,
         };
@@ -239,6 +240,8 @@ pub struct Simulation {
     /// The nominal tick length.
     tick: Micros,
     steps: u64,
+    /// The event being run; set only while the core handles it.
+    current: Option<Pending>,
     stats: SimStats,
     /// The first failure; once set, the simulation refuses to go on.
     failure: Option<Box<Failure>>,
@@ -415,6 +418,8 @@ impl Simulation {
 
         self.now = time;
         self.steps += 1;
+        // Kept until the step is over, so that a panic in the core can name it.
+        self.current = Some(pending.clone());
         let result = match pending {
             Pending::Tick {
                 server,
@@ -422,8 +427,20 @@ impl Simulation {
             } => self.run_tick(server, incarnation),
             Pending::Deliver { from, to, message } => self.deliver(from, to, message),
         };
+        self.current = None;
         self.settle(result)?;
         Ok(true)
+    }
+
+    /// The step being run, if a panic interrupted it: "a tick of s3", or the message
+    /// and its endpoints.
+    pub fn interrupted_step(&self) -> Option<String> {
+        Some(match self.current.as_ref()? {
+            Pending::Tick { server, .. } => format!("a tick of s{server}"),
+            Pending::Deliver { from, to, message } => {
+                format!("{} from s{from} to s{to}", MessageSummary(message))
+            }
+        })
     }
 
     /// Runs events until `predicate` holds (checked before each event and after each)

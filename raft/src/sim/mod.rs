@@ -90,7 +90,7 @@
 //! heartbeats from one tick, so that delays rival timeouts and elections churn; those
 //! seeds check safety only, since the liveness bound is derived for the defaults. A panic
 //! inside the core is caught and reported like a broken invariant
-//! ([`Invariant::CorePanicked`]). `tests/simulation.rs` runs 13,000 seeds by default
+//! ([`Invariant::CorePanicked`]), naming the tick or message it was handling. `tests/simulation.rs` runs 13,000 seeds by default
 //! (`RAFT_SIM_SEEDS`, `RAFT_SIM_START`, `RAFT_SIM_SIZE` change that);
 //! `examples/simulate.rs` runs millions.
 //!
@@ -123,8 +123,6 @@
 //! - Liveness is checked only once every fault has stopped, not under mild ongoing
 //!   faults; and histories are short (a few seconds each) so that 13,000 seeds fit a
 //!   debug test run: long sweeps add seeds rather than length.
-//! - A panic inside the core cannot show the tick that caused it: ticks enter the
-//!   trace only when they produce output, after the call.
 
 mod action;
 mod clock;

@@ -327,9 +327,12 @@ pub fn run_seed_keeping_simulation(
                 .cloned()
                 .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "(no message)".to_string());
+            let step = sim
+                .interrupted_step()
+                .unwrap_or_else(|| "an action of the schedule".to_string());
             let violation = Violation::new(
                 Invariant::CorePanicked,
-                format!("{message} (the last trace line is the step before the panic)"),
+                format!("{message} (while handling {step})"),
             );
             (Err(sim.failure_report(violation)), Some(sim))
         }
