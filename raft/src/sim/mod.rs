@@ -88,11 +88,12 @@
 //! forced campaigns). The quiet phase follows, with the liveness check above. One seed
 //! in five ([`AGGRESSIVE_SHARE`]) instead runs election timeouts of 2–20 ticks with
 //! heartbeats from one tick, so that delays rival timeouts and elections churn; those
-//! seeds check safety only, since the liveness bound is derived for the defaults. A panic
-//! inside the core is caught and reported like a broken invariant
-//! ([`Invariant::CorePanicked`]), naming the tick or message it was handling. `tests/simulation.rs` runs 13,000 seeds by default
-//! (`RAFT_SIM_SEEDS`, `RAFT_SIM_START`, `RAFT_SIM_SIZE` change that);
-//! `examples/simulate.rs` runs millions.
+//! seeds check safety only, since the liveness bound is derived for the defaults. A
+//! panic inside the core is caught and reported like a broken invariant
+//! ([`Invariant::CorePanicked`]), naming the tick or message it was handling.
+//! `tests/simulation.rs` runs 13,000 seeds by default (`RAFT_SIM_SEEDS`,
+//! `RAFT_SIM_START`, `RAFT_SIM_SIZE` change that); `examples/simulate.rs` runs
+//! millions.
 //!
 //! # Replaying a seed
 //!
