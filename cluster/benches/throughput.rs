@@ -233,14 +233,24 @@ fn main() {
         .build()
         .expect("runtime");
 
+    // Every measurement runs in a spawned task, so both sides of each run are on the
+    // runtime's worker threads, not on the thread blocked in block_on.
     runtime.block_on(async {
         let mut ours = Vec::new();
         let mut base = Vec::new();
         for run in 0..RUNS {
             eprintln!("run {run}: cluster throughput");
-            ours.push(ours_throughput().await);
+            ours.push(
+                tokio::spawn(ours_throughput())
+                    .await
+                    .expect("ours_throughput"),
+            );
             eprintln!("run {run}: baseline throughput");
-            base.push(baseline_throughput().await);
+            base.push(
+                tokio::spawn(baseline_throughput())
+                    .await
+                    .expect("baseline_throughput"),
+            );
             println!(
                 "run {run}: ours {:.0} msg/s, baseline {:.0} msg/s",
                 ours[run], base[run]
@@ -253,10 +263,12 @@ fn main() {
         let mut base_p50 = Vec::new();
         let mut base_p99 = Vec::new();
         for _ in 0..RUNS {
-            let mut times = ours_latency().await;
+            let mut times = tokio::spawn(ours_latency()).await.expect("ours_latency");
             ours_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
             ours_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
-            let mut times = baseline_latency().await;
+            let mut times = tokio::spawn(baseline_latency())
+                .await
+                .expect("baseline_latency");
             base_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
             base_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
         }

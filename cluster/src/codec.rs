@@ -22,6 +22,18 @@ fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
+/// Appends encoded bytes straight to the frame buffer. Serde hands over many tiny
+/// pieces (one byte per `u8` of a `Vec<u8>`), so this path must be short.
+struct FrameWriter(BytesMut);
+
+impl bincode::enc::write::Writer for FrameWriter {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
 /// Encodes one envelope as a complete frame (length prefix included), ready to be
 /// written as is. Fails if the frame would exceed `max_frame_size` bytes.
 ///
@@ -31,13 +43,11 @@ pub fn encode_frame<M: Serialize>(
     message: &M,
     max_frame_size: usize,
 ) -> Result<Bytes, SendError> {
-    let mut buf = BytesMut::with_capacity(TYPICAL_FRAME);
-    buf.put_u32(0);
-
-    let mut writer = buf.writer();
-    bincode::serde::encode_into_std_write((message_id, message), &mut writer, bincode_config())
+    let mut writer = FrameWriter(BytesMut::with_capacity(TYPICAL_FRAME));
+    writer.0.put_u32(0);
+    bincode::serde::encode_into_writer((message_id, message), &mut writer, bincode_config())
         .map_err(|e| SendError::Encode(e.to_string()))?;
-    let mut buf = writer.into_inner();
+    let mut buf = writer.0;
 
     let size = buf.len();
     if size > max_frame_size {
@@ -118,11 +128,11 @@ impl FrameDecoder {
     }
 }
 
-impl Decoder for FrameDecoder {
-    type Item = Bytes;
-    type Error = FrameError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+impl FrameDecoder {
+    /// The payload length of the frame at the start of `src` if all of it is there,
+    /// `None` if more bytes are needed, an error if the length is above the maximum.
+    /// Lets a reader decode in place without splitting the buffer.
+    pub(crate) fn whole_frame(&self, src: &[u8]) -> Result<Option<usize>, FrameError> {
         if src.len() < HEADER_LEN {
             return Ok(None);
         }
@@ -140,7 +150,18 @@ impl Decoder for FrameDecoder {
         if src.len() < HEADER_LEN + len {
             return Ok(None);
         }
+        Ok(Some(len))
+    }
+}
 
+impl Decoder for FrameDecoder {
+    type Item = Bytes;
+    type Error = FrameError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.whole_frame(src)? else {
+            return Ok(None);
+        };
         src.advance(HEADER_LEN);
         Ok(Some(src.split_to(len).freeze()))
     }

@@ -186,10 +186,14 @@ async fn write_frames(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>, link
     // means the connection is gone (or the peer misbehaves): notice it while idle.
     let mut probe = [0u8; 16];
 
+    // Registered once: a fresh cancellation future per batch would take a lock each time.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => return "shut down".into(),
+            _ = &mut cancelled => return "shut down".into(),
             read = reader.read(&mut probe) => {
                 return match read {
                     Ok(0) => "closed by peer".into(),
@@ -222,7 +226,7 @@ async fn write_frames(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>, link
             if out.len() >= WRITE_CHUNK || !more {
                 let written = tokio::select! {
                     biased;
-                    _ = shutdown.cancelled() => return "shut down".into(),
+                    _ = &mut cancelled => return "shut down".into(),
                     written = writer.write_all(&out) => written,
                 };
                 out.clear();

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use serde::de::DeserializeOwned;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -202,8 +202,13 @@ where
     M: DeserializeOwned,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut decoder = FrameDecoder::new(acceptor.core.max_frame_size);
+    let decoder = FrameDecoder::new(acceptor.core.max_frame_size);
     let counters = &acceptor.core.counters[index];
+    let mut expected_batch = 0;
+
+    // Registered once: a fresh cancellation future per read would take a lock each time.
+    let cancelled = token.cancelled();
+    tokio::pin!(cancelled);
 
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
@@ -211,18 +216,26 @@ where
         }
         let read = tokio::select! {
             biased;
-            _ = token.cancelled() => return Ok(()),
+            _ = &mut cancelled => return Ok(()),
             read = stream.read_buf(&mut buf) => read?,
         };
         if read == 0 {
             // Every whole frame was taken after the previous read; what is left is a
             // frame cut by the end of the stream, if anything.
-            return decoder.decode_eof(&mut buf).map(|_| ());
+            if buf.is_empty() {
+                return Ok(());
+            }
+            return Err(FrameError::Truncated {
+                buffered: buf.len(),
+            });
         }
 
-        let mut batch = Vec::new();
-        while let Some(payload) = decoder.decode(&mut buf)? {
-            let (message_id, message) = codec::decode_payload::<M>(&payload)?;
+        let mut batch = Vec::with_capacity(expected_batch);
+        while let Some(len) = decoder.whole_frame(&buf)? {
+            let frame_end = codec::HEADER_LEN + len;
+            let (message_id, message) =
+                codec::decode_payload::<M>(&buf[codec::HEADER_LEN..frame_end])?;
+            buf.advance(frame_end);
             batch.push(Envelope {
                 from: peer,
                 message_id,
@@ -233,14 +246,22 @@ where
             continue;
         }
 
+        // The next read will likely yield about as many frames as this one.
+        expected_batch = batch.len();
         counters.add_received(batch.len() as u64);
         tracing::trace!(peer, count = batch.len(), "frames received");
+        // Hand over without waiting when there is room, the usual case.
+        let batch = match acceptor.inbound.try_send(batch) {
+            Ok(()) => continue,
+            // The handle is gone; nobody will read further messages.
+            Err(TrySendError::Closed(_)) => return Ok(()),
+            Err(TrySendError::Full(batch)) => batch,
+        };
         tokio::select! {
             biased;
-            _ = token.cancelled() => return Ok(()),
+            _ = &mut cancelled => return Ok(()),
             delivered = acceptor.inbound.send(batch) => {
                 if delivered.is_err() {
-                    // The handle is gone; nobody will read further messages.
                     return Ok(());
                 }
             }

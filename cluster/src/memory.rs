@@ -203,7 +203,7 @@ impl<M> Network<M> {
         let state = self.shared.lock();
         match state.running.get(&id) {
             Some(running) => {
-                running.core.shutdown.cancel();
+                running.core.stop();
                 true
             }
             None => false,

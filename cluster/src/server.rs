@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,9 +39,21 @@ pub(crate) struct Core {
     pub(crate) counters: Vec<PeerCounters>,
     pub(crate) max_frame_size: usize,
     pub(crate) shutdown: CancellationToken,
+    /// Mirrors `shutdown` for the send path: the token's own check takes a lock.
+    stopped: AtomicBool,
 }
 
 impl Core {
+    /// Stops the server: senders see it at once, tasks through the token.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.shutdown.cancel();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
     pub(crate) fn peer_index(&self, peer: ServerId) -> Option<usize> {
         self.peers.binary_search(&peer).ok()
     }
@@ -122,6 +135,7 @@ pub(crate) fn wire<M>(
         queues: senders,
         max_frame_size: options.max_frame_size,
         shutdown: CancellationToken::new(),
+        stopped: AtomicBool::new(false),
     });
     let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
@@ -278,7 +292,7 @@ impl<M> Server<M> {
     /// Stops every task of this server and waits for them: sockets are closed and the
     /// listening port is free when this returns. Queued messages are discarded.
     pub async fn shutdown(self) {
-        self.sender.core.shutdown.cancel();
+        self.sender.core.stop();
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -312,7 +326,7 @@ impl<M: Serialize> Server<M> {
 impl<M> Drop for Server<M> {
     fn drop(&mut self) {
         // Tasks must not outlive an abandoned handle; shutdown() does the same and waits.
-        self.sender.core.shutdown.cancel();
+        self.sender.core.stop();
     }
 }
 
@@ -328,7 +342,7 @@ impl<M: Serialize> Sender<M> {
     }
 
     fn check_destination(&self, to: ServerId) -> Result<usize, SendError> {
-        if self.core.shutdown.is_cancelled() {
+        if self.core.is_stopped() {
             return Err(SendError::Shutdown);
         }
         if to == self.core.id {
@@ -346,7 +360,7 @@ impl<M: Serialize> Sender<M> {
 
     /// See [`Server::broadcast`].
     pub fn broadcast(&self, message_id: u64, message: &M) -> Result<(), SendError> {
-        if self.core.shutdown.is_cancelled() {
+        if self.core.is_stopped() {
             return Err(SendError::Shutdown);
         }
 
@@ -366,6 +380,13 @@ impl<M: Serialize> Sender<M> {
     ) -> Result<(), SendError> {
         let index = self.check_destination(to)?;
         let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
+
+        // Try without waiting first: registering for cancellation costs a lock.
+        let frame = match self.core.queues[index].try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => return Err(SendError::Shutdown),
+            Err(TrySendError::Full(frame)) => frame,
+        };
         tokio::select! {
             sent = self.core.queues[index].send(frame) => sent.map_err(|_| SendError::Shutdown),
             _ = self.core.shutdown.cancelled() => Err(SendError::Shutdown),
