@@ -258,12 +258,10 @@ fn quorum_lost_in_five_servers_leaves_no_leader_with_check_quorum() {
     require(&sim, leaders.is_empty(), || format!("leaders: {leaders:?}"));
 }
 
-/// Scenarios 7, 8 and 9 in a row: five servers with three down elect nobody; bringing
-/// one back restores the quorum and a leader within 5 s; the last two rejoining leave
-/// that leadership unaffected.
-#[test]
-fn quorum_restored_elects_a_leader_and_late_rejoiners_change_nothing() {
-    let mut sim = cluster("quorum_restored", 5, 8, true, true);
+/// Five servers elect a leader, then three of them go down (the row 7 situation); two
+/// seconds later nobody leads.
+fn five_with_three_down(test: &str) -> Simulation {
+    let mut sim = cluster(test, 5, 8, true, true);
     expect_leader(&mut sim, 5 * SECOND);
     for id in [1, 2, 3] {
         sim.crash_server(id);
@@ -272,14 +270,32 @@ fn quorum_restored_elects_a_leader_and_late_rejoiners_change_nothing() {
     require(&sim, sim.leaders().is_empty(), || {
         "leader without quorum".into()
     });
+    sim
+}
 
-    // Scenario 8: one server back makes three of five.
+/// Scenario 8: with three of five down, bringing one back restores the quorum, and a
+/// leader is elected within 5 s.
+#[test]
+fn quorum_restored_by_one_server_elects_a_leader_within_five_seconds() {
+    let mut sim = five_with_three_down("quorum_restored_by_one_server");
+
+    sim.restart_server(1);
+
+    let (leader, _) = expect_leader(&mut sim, 5 * SECOND);
+    require(&sim, [1, 4, 5].contains(&leader), || format!("s{leader}"));
+}
+
+/// Scenario 9: after the quorum is restored, the last two servers rejoin; leadership is
+/// unaffected (same leader, same term) and there is one leader at every poll.
+#[test]
+fn last_servers_rejoining_leave_leadership_unaffected() {
+    let mut sim = five_with_three_down("last_servers_rejoining");
     sim.restart_server(1);
     let (leader, term) = expect_leader(&mut sim, 5 * SECOND);
 
-    // Scenario 9: the last two rejoin.
     sim.restart_server(2);
     sim.restart_server(3);
+
     poll(&mut sim, 2 * SECOND, |sim| {
         let leaders = sim.leaders();
         require(sim, leaders == vec![(leader, term)], || {
@@ -354,26 +370,45 @@ fn crash_restart_churn_in_seven_servers_has_a_leader_whenever_a_majority_is_up()
     }
 }
 
-/// Scenarios 11 and 13: the leader is cut into a minority {leader, f} of five; the
-/// majority elects a new leader in a higher term within 5 s, and after the heal
-/// exactly one leader remains, from the highest term.
+/// Cuts the leader of five into the minority {leader, f}; returns the old leader and
+/// term, and the leader and term the majority {3} elects within 5 s.
+fn leader_cut_into_a_minority(sim: &mut Simulation) -> ((NodeId, Term), (NodeId, Term)) {
+    let (old, old_term) = expect_leader(sim, 5 * SECOND);
+    let rest = followers(sim, old);
+    let minority = [old, rest[0]];
+    let majority = [rest[1], rest[2], rest[3]];
+
+    sim.partition(&[&minority, &majority]);
+
+    let (new, new_term) = expect_leader_among(sim, &majority, 5 * SECOND);
+    ((old, old_term), (new, new_term))
+}
+
+/// Scenario 11: the leader is cut into a minority {leader, f} of five; the majority
+/// side elects a new leader in a higher term within 5 s (check-quorum on and off).
 #[test]
-fn leader_in_a_minority_partition_is_replaced_and_the_heal_keeps_the_newest() {
+fn leader_in_a_minority_partition_is_replaced_by_the_majority() {
     for check_quorum in [true, false] {
         let mut sim = cluster("leader_in_a_minority_partition", 5, 11, true, check_quorum);
-        let (old, old_term) = expect_leader(&mut sim, 5 * SECOND);
-        let rest = followers(&sim, old);
-        let minority = [old, rest[0]];
-        let majority = [rest[1], rest[2], rest[3]];
 
-        sim.partition(&[&minority, &majority]);
-        let (new, new_term) = expect_leader_among(&mut sim, &majority, 5 * SECOND);
-        require(&sim, new_term > old_term, || {
-            format!("t{new_term} vs t{old_term}")
+        let ((old, old_term), (new, new_term)) = leader_cut_into_a_minority(&mut sim);
+
+        require(&sim, new != old && new_term > old_term, || {
+            format!("s{old} t{old_term} -> s{new} t{new_term}")
         });
+    }
+}
 
-        // Scenario 13.
+/// Scenario 13: after such a partition heals, exactly one leader remains, and it is
+/// from the highest term (check-quorum on and off).
+#[test]
+fn heal_after_a_partition_keeps_one_leader_from_the_highest_term() {
+    for check_quorum in [true, false] {
+        let mut sim = cluster("heal_after_a_partition", 5, 13, true, check_quorum);
+        let (_, (new, new_term)) = leader_cut_into_a_minority(&mut sim);
+
         sim.heal();
+
         let (leader, term) = expect_leader(&mut sim, 5 * SECOND);
         let highest = *sim.leader_history().keys().max().unwrap_or(&0);
         require(&sim, term == highest && term >= new_term, || {
