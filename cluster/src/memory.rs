@@ -487,7 +487,8 @@ where
                     message,
                 }),
                 Err(e) => {
-                    tracing::warn!(peer = self.peer, reason = %e, "malformed input, connection closed");
+                    let peer = self.peer;
+                    tracing::warn!(peer, reason = %e, "malformed input, connection closed");
                     return Err("malformed input");
                 }
             }
