@@ -290,3 +290,38 @@ async fn the_same_seed_loses_the_same_messages() {
     assert_eq!(first, survivors(99).await);
     assert_ne!(first, survivors(100).await);
 }
+
+/// `next` returns both messages and connection events, so a consensus layer can wait
+/// on both with one call.
+#[tokio::test(start_paused = true)]
+async fn next_returns_both_messages_and_connection_events() {
+    let network = Network::with_servers(3, 11);
+    let mut servers = start_all(&network).await;
+
+    servers[1].send(1, 4, &note(4)).expect("send");
+    let first = tokio::time::timeout(common::PATIENCE, servers[0].next()).await;
+    assert!(
+        matches!(&first, Ok(Some(cluster::Incoming::Message(e))) if e.from == 2),
+        "{first:?}"
+    );
+
+    servers[1].send(1, 5, &note(5)).expect("send");
+    assert!(network.crash(3));
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        match tokio::time::timeout(common::PATIENCE, servers[0].next()).await {
+            Ok(Some(incoming)) => seen.push(incoming),
+            other => panic!("nothing more: {other:?}"),
+        }
+    }
+    assert!(
+        seen.contains(&cluster::Incoming::Event(PeerEvent::Disconnected(3))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|i| matches!(i, cluster::Incoming::Message(e) if e.message_id == 5)),
+        "{seen:?}"
+    );
+    common::shutdown_all(servers).await;
+}
