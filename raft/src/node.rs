@@ -478,6 +478,12 @@ impl Node {
     fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Output) {
         if self.leader != leader {
             self.leader = leader;
+
+            // A leader logs its own election; a follower says whom it now follows, so an
+            // operator reading one server's log sees every change of leadership.
+            if let Some(leader) = leader.filter(|&l| l != self.config.id) {
+                info!(node = self.config.id, term = self.term, leader, "following leader");
+            }
             out.events.push(Event::LeaderChanged {
                 leader,
                 term: self.term,
