@@ -163,7 +163,7 @@ async fn baseline_throughput() -> f64 {
     let mut received = 0;
     while received < messages() {
         let frame = frames.next().await.expect("open").expect("frame");
-        let (_id, message): (u64, Payload) = decode_payload(&frame).expect("decode");
+        let (_id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
         std::hint::black_box(message);
         received += 1;
     }
@@ -181,7 +181,7 @@ async fn baseline_latency() -> Vec<Duration> {
         let mut sink = FramedWrite::new(write, codec());
         for _ in 0..ROUND_TRIPS {
             let frame = frames.next().await.expect("open").expect("frame");
-            let (id, message): (u64, Payload) = decode_payload(&frame).expect("decode");
+            let (id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
             if SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
                 .await
                 .is_err()
@@ -202,7 +202,7 @@ async fn baseline_latency() -> Vec<Duration> {
             .await
             .expect("send");
         let frame = frames.next().await.expect("open").expect("frame");
-        let (back, _message): (u64, Payload) = decode_payload(&frame).expect("decode");
+        let (back, _message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
         times.push(started.elapsed());
         assert_eq!(back, id);
     }

@@ -2,6 +2,29 @@
 //!
 //! This is the only module that uses bincode, so the payload encoding can be swapped
 //! here without touching connections or the in-process network.
+//!
+//! # Decode limit
+//!
+//! A frame is at most `max_frame_size` bytes, length prefix included, and its payload
+//! must decode to exactly `(message id, message)` with no trailing bytes. The payload
+//! decoder runs with a size limit of [`decode_limit`]`(max_frame_size)`: the largest
+//! power of two not above `max_frame_size` (bincode's limit is a const generic, so it
+//! comes in power-of-two buckets, and rounding down keeps it within the frame limit).
+//! Bincode charges against the limit the in-memory size of what it decodes: 1 byte for
+//! a `u8` or `bool`, 8 for the message id and for every `u64`, `usize` and length
+//! prefix however short its varint on the wire, 16 for a `u128`, 4 for an enum variant
+//! index, plus the bytes of every string and byte buffer. So:
+//!
+//! - a message whose decoded size exceeds the limit is refused as
+//!   [`FrameError::Malformed`] even when its frame fits, and a length field claiming
+//!   more than the limit is refused before anything is reserved for it, so no frame
+//!   makes the decoder reserve more than `max_frame_size` bytes for strings and byte
+//!   buffers;
+//! - a `Vec<u8>` or `String` message decodes to its length plus 16, so the largest
+//!   that passes is the limit minus 16 (4080 bytes for a 4096-byte maximum);
+//! - [`encode_frame`] counts the same way and refuses what the receiver would refuse
+//!   ([`SendError::DecodedTooLarge`]), so sender and receiver agree as long as they
+//!   are configured with the same maximum.
 
 use std::io;
 
@@ -12,8 +35,14 @@ use tokio_util::codec::Decoder;
 
 use crate::error::{FrameError, SendError};
 
+mod count;
+
 /// Bytes taken by the big-endian `u32` length prefix of every frame.
 pub(crate) const HEADER_LEN: usize = 4;
+
+/// Most bincode charges against its decode limit per payload byte: 16 for a `u128`
+/// whose varint took one byte.
+const MAX_CHARGE_PER_BYTE: usize = 16;
 
 /// Room reserved for a typical small envelope, so most encodings need one allocation.
 const TYPICAL_FRAME: usize = 128;
@@ -35,7 +64,10 @@ impl bincode::enc::write::Writer for FrameWriter {
 }
 
 /// Encodes one envelope as a complete frame (length prefix included), ready to be
-/// written as is. Fails if the frame would exceed `max_frame_size` bytes.
+/// written as is. Fails if the frame would exceed `max_frame_size` bytes
+/// ([`SendError::FrameTooLarge`]) or if the receiver could not decode it within its
+/// limit ([`decode_limit`], [`SendError::DecodedTooLarge`]), so that every frame this
+/// accepts is accepted by a receiver with the same maximum.
 ///
 /// Public for tools and tests that speak the protocol on a raw socket.
 pub fn encode_frame<M: Serialize>(
@@ -57,6 +89,21 @@ pub fn encode_frame<M: Serialize>(
         });
     }
 
+    // Refuse here what the receiver's decode limit would refuse. Bincode charges at
+    // most 16 per payload byte (a u128 in a one-byte varint), so only payloads above a
+    // sixteenth of the limit need the count, which walks the message a second time.
+    let limit = decode_limit(max_frame_size);
+    if (size - HEADER_LEN).saturating_mul(MAX_CHARGE_PER_BYTE) > limit {
+        let decoded = count::decoded_size(&(message_id, message))
+            .map_err(|e| SendError::Encode(e.to_string()))?;
+        if decoded > limit {
+            return Err(SendError::DecodedTooLarge {
+                size: decoded,
+                max: limit,
+            });
+        }
+    }
+
     // The payload length fits in u32 because it is below max_frame_size, itself at
     // most MAX_FRAME_SIZE_LIMIT (64 MiB), checked by Config::validate.
     let payload_len = (size - HEADER_LEN) as u32;
@@ -65,24 +112,45 @@ pub fn encode_frame<M: Serialize>(
 }
 
 /// Decodes an envelope payload (the frame without its length prefix) into the message
-/// id and the message. The whole payload must be consumed: trailing bytes are an error.
-pub fn decode_payload<M: DeserializeOwned>(payload: &[u8]) -> Result<(u64, M), FrameError> {
-    let (value, used) = decode_with_limit::<(u64, M)>(payload)?;
+/// id and the message, with the decode limit of `max_frame_size` (see
+/// [`decode_limit`]). The whole payload must be consumed: trailing bytes are an error.
+///
+/// A payload whose decoded size, as bincode counts it, exceeds the limit is
+/// [`FrameError::Malformed`], and no string, byte buffer or sequence is reserved beyond
+/// the limit whatever length the payload claims.
+pub fn decode_payload<M: DeserializeOwned>(
+    payload: &[u8],
+    max_frame_size: usize,
+) -> Result<(u64, M), FrameError> {
+    let (value, used) = decode_with_limit::<(u64, M)>(payload, max_frame_size)?;
     if used != payload.len() {
         return Err(FrameError::TrailingBytes(payload.len() - used));
     }
     Ok(value)
 }
 
-/// Bincode counts toward its limit the in-memory size of what it decodes: 8 bytes for
-/// a `u64` even when the varint on the wire took 1, up to 16 for a `u128`. So the limit
-/// given is 16 times the payload length, rounded up to a power of two because the limit
-/// is a const generic while the length is known only at run time. A string or byte
-/// buffer claiming more than that is refused before anything is reserved for it, so one
-/// frame can never make the decoder reserve more than 32 times its own length (32 MiB
-/// for the default 1 MiB maximum), however large the length it claims inside.
-const LIMIT_FACTOR_BITS: u32 = 4;
+/// The most a payload may decode to, as bincode counts it, for frames of at most
+/// `max_frame_size` bytes: the largest power of two not above `max_frame_size`, so
+/// exactly `max_frame_size` when that is a power of two (as the default 1 MiB is) and
+/// down to just over half of it otherwise (1000 gives 512).
+///
+/// Bincode's limit is a compile-time constant, so it comes in power-of-two buckets; the
+/// bucket is rounded down so that decoding never reserves more than the frame limit.
+pub fn decode_limit(max_frame_size: usize) -> usize {
+    1 << limit_bits(max_frame_size)
+}
 
+/// Bucket exponent of [`decode_limit`]: floor(log2), at least 0, at most
+/// `LARGEST_BUCKET_BITS`.
+fn limit_bits(max_frame_size: usize) -> u32 {
+    let floor_log2 = usize::BITS - 1 - max_frame_size.max(1).leading_zeros();
+    floor_log2.min(LARGEST_BUCKET_BITS)
+}
+
+/// 64 MiB, the largest maximum frame size `Config::validate` accepts.
+const LARGEST_BUCKET_BITS: u32 = 26;
+
+/// Every power-of-two limit from 1 byte to 64 MiB, chosen at run time.
 macro_rules! decode_in_bucket {
     ($payload:expr, $bits:expr, $($k:literal)*) => {
         match $bits {
@@ -90,19 +158,23 @@ macro_rules! decode_in_bucket {
                 $payload,
                 bincode_config().with_limit::<{ 1usize << $k }>(),
             ), )*
+            // limit_bits never exceeds LARGEST_BUCKET_BITS; a smaller limit than asked
+            // for is the safe side should that ever change.
             _ => bincode::serde::decode_from_slice(
                 $payload,
-                bincode_config().with_limit::<{ 1usize << 31 }>(),
+                bincode_config().with_limit::<{ 1usize << LARGEST_BUCKET_BITS }>(),
             ),
         }
     };
 }
 
-fn decode_with_limit<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), FrameError> {
-    let bits = payload.len().max(1).next_power_of_two().trailing_zeros() + LIMIT_FACTOR_BITS;
+fn decode_with_limit<T: DeserializeOwned>(
+    payload: &[u8],
+    max_frame_size: usize,
+) -> Result<(T, usize), FrameError> {
     let decoded: Result<(T, usize), bincode::error::DecodeError> = decode_in_bucket!(
-        payload, bits,
-        4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30
+        payload, limit_bits(max_frame_size),
+        0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25
     );
     decoded.map_err(|e| FrameError::Malformed(e.to_string()))
 }
@@ -190,27 +262,30 @@ impl From<FrameError> for io::Error {
 mod tests {
     use super::*;
 
+    /// A frame made by encode_frame decodes back to the same id and message.
     #[test]
     fn a_frame_round_trips_through_encode_and_decode() {
         let frame = encode_frame(7, &"hello".to_owned(), 1024).unwrap();
         let mut buf = BytesMut::from(&frame[..]);
         let payload = FrameDecoder::new(1024).decode(&mut buf).unwrap().unwrap();
-        let (id, text): (u64, String) = decode_payload(&payload).unwrap();
+        let (id, text): (u64, String) = decode_payload(&payload, 1024).unwrap();
         assert_eq!((id, text.as_str()), (7, "hello"));
         assert!(buf.is_empty());
     }
 
+    /// A string length far beyond the decode limit is refused, not reserved.
     #[test]
     fn a_string_claiming_more_bytes_than_the_frame_is_refused() {
         // message id 1, then a string whose varint length claims 2^31 bytes.
         let payload = [1u8, 0xFC, 0, 0, 0, 0x80, 0, 0, 0, 0];
-        let result = decode_payload::<String>(&payload);
+        let result = decode_payload::<String>(&payload, 1024 * 1024);
         assert!(
             matches!(result, Err(FrameError::Malformed(_))),
             "{result:?}"
         );
     }
 
+    /// A message whose frame exceeds the maximum is refused before it is sent.
     #[test]
     fn an_oversized_message_is_refused_at_encode() {
         let big = vec![0u8; 2000];

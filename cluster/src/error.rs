@@ -90,6 +90,17 @@ pub enum SendError {
         max: usize,
     },
 
+    /// The frame fits, but the message decodes to more than the receiver's decode limit
+    /// allows: bincode counts in-memory sizes (8 bytes for every `u64` and every length,
+    /// however short its varint), see [`crate::decode_limit`].
+    #[error("message decodes to {size} bytes, above the decode limit of {max} bytes")]
+    DecodedTooLarge {
+        /// Decoded size as bincode counts it, message id included.
+        size: usize,
+        /// The decode limit for the configured maximum frame size.
+        max: usize,
+    },
+
     /// The message could not be encoded (its `Serialize` implementation failed).
     #[error("cannot encode message: {0}")]
     Encode(String),

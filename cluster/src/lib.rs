@@ -44,11 +44,25 @@
 //!
 //! The maximum frame size (default 1 MiB) counts the 4 length bytes. It is enforced on
 //! send ([`SendError::FrameTooLarge`]) and on receive: a length above it is refused
-//! from the 4-byte header alone, before any room is reserved. The payload decoder gets
-//! a size limit derived from the frame length, so no length field inside a frame can
-//! make it reserve more than 32 times the frame's own size, and a payload followed by
-//! extra bytes is malformed. Malformed input closes that one connection with a warning;
-//! the server and its other connections carry on.
+//! from the 4-byte header alone, before any room is reserved. A payload followed by
+//! extra bytes is malformed.
+//!
+//! The payload decoder has a size limit no larger than the maximum frame size:
+//! [`decode_limit`], the largest power of two not above it (the maximum itself when it
+//! is a power of two, as the default is; 1000 bytes gives 512). Bincode counts toward
+//! that limit the in-memory size of what it decodes, not the bytes on the wire: 8 bytes
+//! for the message id and for every `u64`, `usize` and length prefix however short its
+//! varint, 16 for a `u128`, the bytes of every string and byte buffer. A message whose
+//! decoded size so counted exceeds the limit is refused as malformed, even when its
+//! frame is within the maximum; a string or byte buffer claiming more than the limit
+//! is refused before anything is reserved for it. For a `Vec<u8>` or `String` message
+//! the decoded size is its length plus 16, so the largest that passes is the limit
+//! minus 16 bytes. [`encode_frame`], and so every send, applies the same count and
+//! refuses such a message with [`SendError::DecodedTooLarge`], so a sender never emits
+//! a frame its receivers (configured with the same maximum) would refuse.
+//!
+//! Malformed input closes that one connection with a warning; the server and its other
+//! connections carry on.
 //!
 //! # Handshake
 //!
@@ -149,8 +163,11 @@
 //!   acknowledgement or retransmission.
 //! - The in-process network models partitions as silent loss without connection
 //!   events, which is what a real partition looks like until timeouts fire.
-//! - The payload decoder's limit is a power-of-two bucket of 16 times the frame
-//!   length, because bincode's limit is a compile-time constant.
+//! - The payload decoder's limit is a power-of-two bucket (the maximum frame size rounded
+//!   down), because bincode's limit is a compile-time constant; with a maximum that is
+//!   not a power of two, up to half of it is unusable. Messages of many small integers
+//!   reach the limit before their frame reaches the maximum, since bincode counts 8
+//!   bytes per `u64`.
 
 mod backoff;
 mod codec;
@@ -164,7 +181,7 @@ mod memory;
 mod server;
 mod stats;
 
-pub use codec::{decode_payload, encode_frame, FrameDecoder};
+pub use codec::{decode_limit, decode_payload, encode_frame, FrameDecoder};
 pub use config::{
     Config, Options, ServerAddress, ServerId, DEFAULT_CLUSTER_NAME, MAX_FRAME_SIZE_LIMIT,
     MIN_FRAME_SIZE_LIMIT,

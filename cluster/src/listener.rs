@@ -202,7 +202,8 @@ where
     M: DeserializeOwned,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let decoder = FrameDecoder::new(acceptor.core.max_frame_size);
+    let max_frame_size = acceptor.core.max_frame_size;
+    let decoder = FrameDecoder::new(max_frame_size);
     let counters = &acceptor.core.counters[index];
     let mut expected_batch = 0;
 
@@ -234,7 +235,7 @@ where
         while let Some(len) = decoder.whole_frame(&buf)? {
             let frame_end = codec::HEADER_LEN + len;
             let (message_id, message) =
-                codec::decode_payload::<M>(&buf[codec::HEADER_LEN..frame_end])?;
+                codec::decode_payload::<M>(&buf[codec::HEADER_LEN..frame_end], max_frame_size)?;
             buf.advance(frame_end);
             batch.push(Envelope {
                 from: peer,

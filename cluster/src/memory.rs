@@ -480,7 +480,8 @@ where
             // Frames were made by our own encoder, so they always hold a header; still,
             // decode them the way a receiving socket would.
             let payload = frame.slice(codec::HEADER_LEN.min(frame.len())..);
-            match codec::decode_payload::<M>(&payload) {
+            // The receiver's limit, as a socket of the receiving server would apply it.
+            match codec::decode_payload::<M>(&payload, target.core.max_frame_size) {
                 Ok((message_id, message)) => batch.push(Envelope {
                     from,
                     message_id,

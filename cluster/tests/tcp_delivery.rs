@@ -214,3 +214,36 @@ async fn starting_with_an_unknown_id_is_refused() {
     let text = error.to_string();
     assert!(text.contains("<code>") && text.contains('4'), "{text}");
 }
+
+/// With a 4 KiB frame limit, the largest byte payload the sender accepts crosses a real
+/// connection intact, and the next larger one is refused at the sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_accepted_byte_payload_crosses_a_connection() {
+    let options = Options {
+        max_frame_size: 4096,
+        ..Options::default()
+    };
+    let (config, listeners) = common::loopback_cluster(2);
+    let config = config.with_options(options);
+    let (_config, mut servers) = common::start_on::<Vec<u8>>(config, listeners).await;
+
+    let largest: Vec<u8> = (0..cluster::decode_limit(4096) - 16)
+        .map(|i| i as u8)
+        .collect();
+    servers[0].send(2, 1, &largest).expect("fits");
+    let too_large = vec![0u8; largest.len() + 1];
+    assert!(matches!(
+        servers[0].send(2, 2, &too_large),
+        Err(SendError::DecodedTooLarge { max: 4096, .. })
+    ));
+    servers[0].send(2, 3, &vec![1, 2, 3]).expect("fits");
+
+    let got = common::recv_n(&mut servers[1], 2).await;
+    assert_eq!(got[0].message_id, 1);
+    assert_eq!(got[0].message, largest);
+    assert_eq!(
+        (got[1].message_id, &got[1].message[..]),
+        (3, &[1u8, 2, 3][..])
+    );
+    common::shutdown_all(servers).await;
+}
