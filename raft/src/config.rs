@@ -29,6 +29,20 @@ pub struct Config {
     /// timeout, and a follower that heard from its leader within the minimum election
     /// timeout refuses to vote for another (leader stickiness). Default on.
     pub check_quorum: bool,
+    /// Whether a follower told that its leader is unreachable
+    /// ([`Node::leader_unreachable`](crate::Node::leader_unreachable), for example
+    /// because the leader's process died and its connection closed) forgets that leader
+    /// and campaigns after a short random delay instead of a whole election timeout.
+    /// Acted on only with [`Config::pre_vote`]: the pre-vote round is what keeps a
+    /// false hint from deposing a leader that is still alive. Default on.
+    pub crash_hint: bool,
+    /// The longest delay, in ticks, between a crash hint and the pre-vote it triggers;
+    /// each delay is drawn uniformly from `[1, crash_hint_delay_max]` so that the
+    /// followers that all lose the same leader at once rarely campaign together. At
+    /// least 1; a value at or above `election_timeout_min` is capped just below it, so a
+    /// hint never waits longer than a timeout would. Default 3 (a fifth of the default
+    /// minimum timeout).
+    pub crash_hint_delay_max: u64,
 }
 
 impl Config {
@@ -42,6 +56,8 @@ impl Config {
             heartbeat_interval: 5,
             pre_vote: true,
             check_quorum: true,
+            crash_hint: true,
+            crash_hint_delay_max: 3,
         }
     }
 
@@ -75,12 +91,23 @@ impl Config {
                 min: self.election_timeout_min,
             });
         }
+        if self.crash_hint_delay_max == 0 {
+            return Err(ConfigError::ZeroCrashHintDelay);
+        }
         Ok(())
     }
 
     /// The number of votes that make a majority of the voters.
     pub fn quorum(&self) -> usize {
         self.voters.len() / 2 + 1
+    }
+
+    /// The longest delay actually drawn after a crash hint: `crash_hint_delay_max`,
+    /// capped below `election_timeout_min` (and never below 1).
+    pub fn crash_hint_delay_cap(&self) -> u64 {
+        self.crash_hint_delay_max
+            .min(self.election_timeout_min.saturating_sub(1))
+            .max(1)
     }
 
     /// Whether this server votes and may campaign.
@@ -126,4 +153,7 @@ pub enum ConfigError {
         /// The minimum election timeout given.
         min: u64,
     },
+    /// `crash_hint_delay_max` is zero.
+    #[error("crash_hint_delay_max: must be at least 1 tick")]
+    ZeroCrashHintDelay,
 }

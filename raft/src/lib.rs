@@ -23,7 +23,11 @@
 //! # Driving a node
 //!
 //! Call [`Node::tick`] once per tick of logical time, [`Node::step`] for each message
-//! received, and [`Node::campaign`] to start an election on request. Each call returns
+//! received, and [`Node::campaign`] to start an election on request. Two more inputs
+//! make fail-over faster: [`Node::leader_unreachable`] when the transport sees the
+//! leader's connection close (a crash hint, [`Config::crash_hint`]) and
+//! [`Node::transfer_leadership`] to hand a leader's role to another server (thesis
+//! §3.10). Each call returns
 //! an [`Output`] to carry out **in order**: persist [`Output::hard_state`] when it is
 //! set, then send [`Output::messages`], then report [`Output::events`].
 //!
@@ -103,7 +107,6 @@
 //! - No log replication yet: each server's last log position is fixed when the [`Node`]
 //!   is created and only serves the up-to-date check of vote requests (§5.4.1); a
 //!   heartbeat carries no entries and its consistency check is not made.
-//! - No leadership transfer yet: a vote request is never exempt from leader stickiness.
 //! - No membership change: the voters are fixed by the [`Config`]; a server outside them
 //!   is a non-voter that never campaigns and receives no heartbeats.
 
@@ -117,6 +120,7 @@ mod message;
 mod node;
 mod output;
 mod storage;
+mod transfer;
 
 pub mod sim;
 
@@ -132,3 +136,4 @@ pub use message::{
 pub use node::Node;
 pub use output::{Event, Outbound, Output, RefusalReason, Role};
 pub use storage::{HardState, Storage, StorageError};
+pub use transfer::TransferError;

@@ -40,6 +40,12 @@ pub enum Message {
     AppendRequest(AppendRequest),
     /// The answer to an [`AppendRequest`]; it tells the leader its follower is alive.
     AppendResponse(AppendResponse),
+    /// A leader hands over its leadership: the receiver, if it follows the sender in
+    /// `term`, starts a real election at once (Raft thesis §3.10).
+    TimeoutNow {
+        /// The sending leader's term.
+        term: Term,
+    },
 }
 
 impl Message {
@@ -50,6 +56,7 @@ impl Message {
             Message::VoteResponse(m) => m.term,
             Message::AppendRequest(m) => m.term,
             Message::AppendResponse(m) => m.term,
+            Message::TimeoutNow { term } => *term,
         }
     }
 }
@@ -64,6 +71,10 @@ pub struct VoteRequest {
     pub pre_vote: bool,
     /// The position of the candidate's last log entry, for the up-to-date check (§5.4.1).
     pub last_log: LogPosition,
+    /// Whether the candidate campaigns because its leader handed leadership over to it
+    /// ([`Message::TimeoutNow`]): voters then grant it even while they still hear that
+    /// leader, the one exception to leader stickiness (thesis §3.10, §4.2.3).
+    pub transfer: bool,
 }
 
 /// The answer to a [`VoteRequest`].

@@ -17,6 +17,7 @@ use crate::message::{
 };
 use crate::output::{Event, Outbound, Output, RefusalReason, Role};
 use crate::storage::HardState;
+use crate::transfer::TransferError;
 
 /// One Raft server's leader-election state machine (Raft paper §5.1, §5.2, §5.4.1;
 /// pre-vote and check-quorum from Ongaro's thesis §9.6 and §4.2.3).
@@ -24,8 +25,7 @@ use crate::storage::HardState;
 /// A node always starts as a follower that knows no leader, whatever term it restores.
 ///
 /// Known gaps: the log is not replicated yet (the last log position is fixed at creation
-/// and only feeds the up-to-date check); leadership transfer and membership changes are
-/// not supported yet.
+/// and only feeds the up-to-date check); membership changes are not supported yet.
 pub struct Node {
     config: Config,
     term: Term,
@@ -46,6 +46,8 @@ pub struct Node {
     votes: BTreeMap<NodeId, bool>,
     /// The peers a leader heard from since its last check-quorum.
     recently_active: BTreeSet<NodeId>,
+    /// A leader's transfer in progress: the target and the ticks since it was asked.
+    transfer: Option<(NodeId, u64)>,
 
     rng: Box<dyn RngCore + Send>,
 }
@@ -64,6 +66,7 @@ impl fmt::Debug for Node {
             .field("heartbeat_elapsed", &self.heartbeat_elapsed)
             .field("votes", &self.votes)
             .field("recently_active", &self.recently_active)
+            .field("transfer", &self.transfer)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +101,7 @@ impl Node {
             heartbeat_elapsed: 0,
             votes: BTreeMap::new(),
             recently_active: BTreeSet::new(),
+            transfer: None,
             rng: Box::new(rng),
         };
         node.reset_election_timer();
@@ -165,6 +169,109 @@ impl Node {
         self.start_election(&mut out);
 
         self.finish(before, out)
+    }
+
+    /// Tells a follower that `peer`'s process looks dead: its connection closed or a
+    /// re-dial was refused (a *crash hint*).
+    ///
+    /// When `peer` is the leader this follower follows, and [`Config::crash_hint`] and
+    /// [`Config::pre_vote`] are both on, the follower forgets that leader, which drops
+    /// its lease on it (it will grant pre-votes to others), and sets its election timer
+    /// to fire after a delay drawn uniformly from `[1, crash_hint_delay_max]` ticks.
+    /// Otherwise the hint is ignored: it may be about a peer that does not lead, or
+    /// arrive on a server that is not a follower.
+    ///
+    /// A hint can be false: one connection broke while the leader lives. That is safe
+    /// because the follower then only polls with a pre-vote (thesis §9.6), which the
+    /// other followers refuse while they still hear the leader (leader stickiness,
+    /// §4.2.3); the next heartbeat makes it follow the leader again. Without pre-vote
+    /// the follower would enter a new term at once, and its higher term would depose
+    /// the live leader, so hints are ignored then.
+    pub fn leader_unreachable(&mut self, peer: NodeId) -> Output {
+        let before = self.hard_state();
+        let mut out = Output::default();
+
+        let follows_peer = self.role == Role::Follower && self.leader == Some(peer);
+        let enabled = self.config.crash_hint && self.config.pre_vote;
+        if !follows_peer || !enabled || !self.config.is_voter() {
+            debug!(
+                node = self.config.id,
+                peer, follows_peer, enabled, "crash hint ignored"
+            );
+            return out;
+        }
+
+        self.set_leader(None, &mut out);
+        let campaign_in = self
+            .rng
+            .random_range(1..=self.config.crash_hint_delay_cap());
+        self.election_elapsed = 0;
+        self.election_timeout = campaign_in;
+
+        info!(
+            node = self.config.id,
+            term = self.term,
+            leader = peer,
+            campaign_in,
+            "leader unreachable, campaigning soon"
+        );
+        out.events.push(Event::LeaderUnreachable {
+            leader: peer,
+            term: self.term,
+            campaign_in,
+        });
+
+        self.finish(before, out)
+    }
+
+    /// Asks this leader to hand its leadership to `to` (Raft thesis §3.10): it sends
+    /// `to` a [`Message::TimeoutNow`], on which `to` starts an election at once whose
+    /// vote requests voters grant despite leader stickiness. The leader keeps leading
+    /// (and heartbeating) until it sees the higher term; a transfer that has not
+    /// completed within `election_timeout_max` ticks is abandoned.
+    ///
+    /// Every log is empty until replication exists, so the target is always up to date;
+    /// with replication the leader would first bring its log up to date (§3.10).
+    ///
+    /// # Errors
+    ///
+    /// [`TransferError`] when this server is not the leader, or `to` is itself or not a
+    /// voter; nothing is sent then.
+    pub fn transfer_leadership(&mut self, to: NodeId) -> Result<Output, TransferError> {
+        let before = self.hard_state();
+        let mut out = Output::default();
+
+        if self.role != Role::Leader {
+            return Err(TransferError::NotLeader {
+                leader: self.leader,
+            });
+        }
+        if to == self.config.id {
+            return Err(TransferError::ToSelf(to));
+        }
+        if !self.config.voters.contains(&to) {
+            return Err(TransferError::NotAVoter(to));
+        }
+
+        self.transfer = Some((to, 0));
+        info!(
+            node = self.config.id,
+            term = self.term,
+            to,
+            "leadership transfer started"
+        );
+        out.events.push(Event::TransferStarted {
+            to,
+            term: self.term,
+        });
+        self.send(to, Message::TimeoutNow { term: self.term }, &mut out);
+
+        Ok(self.finish(before, out))
+    }
+
+    /// The server a leader is handing its leadership to, while the transfer is pending.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        self.transfer.map(|(to, _)| to)
     }
 
     /// This server's id.
@@ -255,6 +362,26 @@ impl Node {
     fn tick_leader(&mut self, out: &mut Output) {
         // Without check-quorum nothing resets this counter; it must not overflow.
         self.election_elapsed = self.election_elapsed.saturating_add(1);
+
+        // A transfer whose target never won (it crashed, or lost the TimeoutNow) must
+        // not hang: after an election timeout this leader simply goes on leading.
+        if let Some((to, elapsed)) = self.transfer.as_mut() {
+            *elapsed += 1;
+            if *elapsed >= self.config.election_timeout_max {
+                let to = *to;
+                self.transfer = None;
+                info!(
+                    node = self.config.id,
+                    term = self.term,
+                    to,
+                    "leadership transfer abandoned"
+                );
+                out.events.push(Event::TransferAbandoned {
+                    to,
+                    term: self.term,
+                });
+            }
+        }
 
         if self.config.check_quorum && self.election_elapsed >= self.config.election_timeout_min {
             self.election_elapsed = 0;
@@ -402,7 +529,7 @@ impl Node {
         });
         self.set_leader(None, out);
 
-        self.request_votes(self.term + 1, true, out);
+        self.request_votes(self.term + 1, true, false, out);
     }
 
     /// Becomes a candidate in the next term, votes for itself and asks every voter for
@@ -412,7 +539,7 @@ impl Node {
     /// # Panics
     ///
     /// On "leader → candidate": a leader never campaigns.
-    fn become_candidate(&mut self, out: &mut Output) {
+    fn become_candidate(&mut self, transfer: bool, out: &mut Output) {
         assert!(
             self.role != Role::Leader,
             "illegal transition leader → candidate"
@@ -434,7 +561,7 @@ impl Node {
         });
         self.set_leader(None, out);
 
-        self.request_votes(self.term, false, out);
+        self.request_votes(self.term, false, transfer, out);
     }
 
     /// Becomes the leader of the current term and asserts it at once with a heartbeat to
@@ -468,11 +595,12 @@ impl Node {
         self.broadcast_heartbeat(out);
     }
 
-    /// Forgets the per-round state: the tally of an election and the activity a leader
-    /// recorded.
+    /// Forgets the per-round state: the tally of an election, and the activity and
+    /// pending transfer a leader recorded.
     fn reset_round(&mut self) {
         self.votes.clear();
         self.recently_active.clear();
+        self.transfer = None;
     }
 
     fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Output) {
@@ -482,7 +610,12 @@ impl Node {
             // A leader logs its own election; a follower says whom it now follows, so an
             // operator reading one server's log sees every change of leadership.
             if let Some(leader) = leader.filter(|&l| l != self.config.id) {
-                info!(node = self.config.id, term = self.term, leader, "following leader");
+                info!(
+                    node = self.config.id,
+                    term = self.term,
+                    leader,
+                    "following leader"
+                );
             }
             out.events.push(Event::LeaderChanged {
                 leader,
@@ -497,20 +630,28 @@ impl Node {
         if self.config.pre_vote {
             self.become_pre_candidate(out);
         } else {
-            self.become_candidate(out);
+            self.become_candidate(false, out);
         }
     }
 
     /// Sends a (pre-)vote request for `term` to every peer, records the node's own vote
     /// and counts at once, which elects a single-voter cluster immediately.
-    fn request_votes(&mut self, term: Term, pre_vote: bool, out: &mut Output) {
-        info!(node = self.config.id, term, pre_vote, "election started");
-        out.events.push(Event::ElectionStarted { term, pre_vote });
+    fn request_votes(&mut self, term: Term, pre_vote: bool, transfer: bool, out: &mut Output) {
+        info!(
+            node = self.config.id,
+            term, pre_vote, transfer, "election started"
+        );
+        out.events.push(Event::ElectionStarted {
+            term,
+            pre_vote,
+            transfer,
+        });
 
         let request = VoteRequest {
             term,
             pre_vote,
             last_log: self.last_log,
+            transfer,
         };
         for peer in self.peers() {
             self.send(peer, Message::VoteRequest(request), out);
@@ -556,7 +697,7 @@ impl Node {
         let quorum = self.config.quorum();
 
         if granted >= quorum && pre_vote {
-            self.become_candidate(out);
+            self.become_candidate(false, out);
         } else if granted >= quorum {
             let votes = self.granted_votes();
             out.events.push(Event::ElectionWon {
@@ -597,6 +738,7 @@ impl Node {
             Message::AppendResponse(_) => {
                 trace!(node = self.config.id, from, "append response");
             }
+            Message::TimeoutNow { term } => self.handle_timeout_now(from, term, out),
         }
     }
 
@@ -608,9 +750,12 @@ impl Node {
             Message::VoteRequest(request) => {
                 // Leader stickiness (thesis §4.2.3): while a live leader is heard from,
                 // a vote request must not disturb the cluster, so the receiver neither
-                // adopts its term nor grants it. A leadership transfer would bypass this
-                // check, but transfers are not supported yet.
-                if let Some(leader) = self.lease_holder() {
+                // adopts its term nor grants it. A leadership transfer bypasses this
+                // check (thesis §3.10): the leader itself asked for the election, so
+                // it disturbs nobody. Safety never rested on the lease: the vote is
+                // still one per term and needs an up-to-date log (§5.2, §5.4.1).
+                let lease = self.lease_holder().filter(|_| !request.transfer);
+                if let Some(leader) = lease {
                     let reason = RefusalReason::LeaderActive { leader };
                     self.refuse_vote(from, *request, reason, out);
                     return false;
@@ -630,6 +775,12 @@ impl Node {
             }
             Message::AppendRequest(request) => {
                 self.become_follower(request.term, Some(from), out);
+                true
+            }
+            Message::TimeoutNow { term } => {
+                // Only the leader of a term sends TimeoutNow in it, like a heartbeat:
+                // the receiver follows it in that term, then honours the hand-over.
+                self.become_follower(*term, Some(from), out);
                 true
             }
             Message::VoteResponse(_) | Message::AppendResponse(_) => {
@@ -666,7 +817,7 @@ impl Node {
                 // the higher term so a lagging (pre-)candidate can catch up.
                 self.refuse_vote(from, *request, RefusalReason::StaleTerm, out);
             }
-            Message::VoteResponse(_) | Message::AppendResponse(_) => {
+            Message::VoteResponse(_) | Message::AppendResponse(_) | Message::TimeoutNow { .. } => {
                 debug!(
                     node = self.config.id,
                     from,
@@ -804,6 +955,24 @@ impl Node {
         }
     }
 
+    /// Starts a real election at once, skipping pre-vote, when the leader this follower
+    /// follows in `term` hands its leadership over (thesis §3.10). Anything else is a
+    /// stale or misdirected hand-over and is ignored.
+    fn handle_timeout_now(&mut self, from: NodeId, term: Term, out: &mut Output) {
+        let from_leader = self.role == Role::Follower && self.leader == Some(from);
+        if !from_leader || !self.config.is_voter() {
+            debug!(
+                node = self.config.id,
+                from,
+                term,
+                role = %self.role,
+                "ignored timeout-now"
+            );
+            return;
+        }
+        self.become_candidate(true, out);
+    }
+
     fn handle_append_request(&mut self, from: NodeId, request: AppendRequest, out: &mut Output) {
         match self.role {
             Role::Leader => {
@@ -872,6 +1041,7 @@ mod tests {
             term,
             pre_vote,
             last_log: LogPosition::default(),
+            transfer: false,
         })
     }
 
@@ -919,7 +1089,8 @@ mod tests {
                     },
                     Event::ElectionStarted {
                         term: 1,
-                        pre_vote: false
+                        pre_vote: false,
+                        transfer: false
                     },
                 ],
             }
@@ -947,7 +1118,8 @@ mod tests {
                     },
                     Event::ElectionStarted {
                         term: 1,
-                        pre_vote: true
+                        pre_vote: true,
+                        transfer: false
                     },
                 ],
             }
@@ -979,7 +1151,8 @@ mod tests {
                     },
                     Event::ElectionStarted {
                         term: 1,
-                        pre_vote: false
+                        pre_vote: false,
+                        transfer: false
                     },
                 ],
             }
@@ -1185,7 +1358,8 @@ mod tests {
                 },
                 Event::ElectionStarted {
                     term: 1,
-                    pre_vote: true
+                    pre_vote: true,
+                    transfer: false
                 },
                 Event::RoleChanged {
                     from: Role::PreCandidate,
@@ -1194,7 +1368,8 @@ mod tests {
                 },
                 Event::ElectionStarted {
                     term: 1,
-                    pre_vote: false
+                    pre_vote: false,
+                    transfer: false
                 },
                 Event::ElectionWon {
                     term: 1,
@@ -1388,7 +1563,7 @@ mod tests {
     fn leader_to_candidate_panics() {
         let mut node = node(config(1, &[1], false, true));
         let _ = node.tick();
-        node.become_candidate(&mut Output::default());
+        node.become_candidate(false, &mut Output::default());
     }
 
     /// The node can move between threads and be printed (drivers and simulators).

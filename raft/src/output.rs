@@ -109,6 +109,9 @@ pub enum Event {
         term: Term,
         /// Whether this is the pre-vote phase.
         pre_vote: bool,
+        /// Whether its leader handed leadership over to it ([`Message::TimeoutNow`]),
+        /// so that it skipped pre-vote and voters bypass leader stickiness.
+        transfer: bool,
     },
     /// The server won an election.
     ElectionWon {
@@ -148,6 +151,32 @@ pub enum Event {
     /// election timeout (check-quorum).
     QuorumLost {
         /// The term it led.
+        term: Term,
+    },
+    /// A follower was told that its leader's process is unreachable (its connection
+    /// closed, a re-dial was refused), forgot that leader and will campaign after
+    /// `campaign_in` ticks instead of a whole election timeout.
+    LeaderUnreachable {
+        /// The leader it followed.
+        leader: NodeId,
+        /// The term of that leadership.
+        term: Term,
+        /// The ticks until its election timer fires.
+        campaign_in: u64,
+    },
+    /// A leader asked `to` to start an election at once (thesis §3.10).
+    TransferStarted {
+        /// The server leadership is handed to.
+        to: NodeId,
+        /// The leader's term.
+        term: Term,
+    },
+    /// A leader gave up a transfer that did not complete within an election timeout;
+    /// it keeps leading.
+    TransferAbandoned {
+        /// The server leadership was handed to.
+        to: NodeId,
+        /// The leader's term.
         term: Term,
     },
 }

@@ -67,9 +67,9 @@ fn an_election_logs_each_step_with_its_fixed_wording() {
 
     let expected = [
         "INFO became pre-candidate node=1 term=0",
-        "INFO election started node=1 term=1 pre_vote=true",
+        "INFO election started node=1 term=1 pre_vote=true transfer=false",
         "INFO became candidate node=1 term=1",
-        "INFO election started node=1 term=1 pre_vote=false",
+        "INFO election started node=1 term=1 pre_vote=false transfer=false",
         "INFO became leader node=1 term=1 votes=[1]",
     ];
     let trimmed: Vec<&str> = lines.iter().map(|line| line.trim()).collect();
@@ -87,6 +87,7 @@ fn vote_decisions_log_candidate_and_reason() {
                 term,
                 pre_vote: false,
                 last_log,
+                transfer: false,
             })
         };
         let _ = voter.step(1, request(1));

@@ -50,6 +50,7 @@ fn vote_request(term: Term, pre_vote: bool, last_log: LogPosition) -> Message {
         term,
         pre_vote,
         last_log,
+        transfer: false,
     })
 }
 

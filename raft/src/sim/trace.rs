@@ -179,7 +179,8 @@ impl fmt::Display for MessageSummary<'_> {
         match self.0 {
             Message::VoteRequest(m) => {
                 let kind = if m.pre_vote { "PreVote" } else { "Vote" };
-                write!(f, "{kind}Request t{}", m.term)
+                let transfer = if m.transfer { " transfer" } else { "" };
+                write!(f, "{kind}Request t{}{transfer}", m.term)
             }
             Message::VoteResponse(m) => {
                 let kind = if m.pre_vote { "PreVote" } else { "Vote" };
@@ -191,6 +192,7 @@ impl fmt::Display for MessageSummary<'_> {
                 let answer = if m.success { "ok" } else { "rejected" };
                 write!(f, "HeartbeatResponse t{} {answer}", m.term)
             }
+            Message::TimeoutNow { term } => write!(f, "TimeoutNow t{term}"),
         }
     }
 }
@@ -217,8 +219,13 @@ impl fmt::Display for EventSummary<'_> {
                 Some(l) => write!(f, "leader is s{l} in t{term}"),
                 None => write!(f, "no known leader in t{term}"),
             },
-            Event::ElectionStarted { term, pre_vote } => {
-                write!(f, "{}election started for t{term}", pre(pre_vote))
+            Event::ElectionStarted {
+                term,
+                pre_vote,
+                transfer,
+            } => {
+                let by = if *transfer { " by transfer" } else { "" };
+                write!(f, "{}election started for t{term}{by}", pre(pre_vote))
             }
             Event::ElectionWon { term, votes } => {
                 write!(f, "election won in t{term} with votes {votes:?}")
@@ -246,6 +253,20 @@ impl fmt::Display for EventSummary<'_> {
                 pre(pre_vote)
             ),
             Event::QuorumLost { term } => write!(f, "quorum lost in t{term}, stepping down"),
+            Event::LeaderUnreachable {
+                leader,
+                term,
+                campaign_in,
+            } => write!(
+                f,
+                "leader s{leader} of t{term} unreachable, campaigning in {campaign_in} ticks"
+            ),
+            Event::TransferStarted { to, term } => {
+                write!(f, "leadership transfer to s{to} started in t{term}")
+            }
+            Event::TransferAbandoned { to, term } => {
+                write!(f, "leadership transfer to s{to} abandoned in t{term}")
+            }
         }
     }
 }

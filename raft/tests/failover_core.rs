@@ -1,0 +1,367 @@
+//! Faster fail-over in the core, one call at a time with exact outputs: crash hints
+//! ([`Node::leader_unreachable`]) and leadership transfer ([`Node::transfer_leadership`],
+//! [`Message::TimeoutNow`], Raft thesis §3.10).
+
+use raft::{
+    AppendRequest, Config, Event, HardState, LogPosition, Message, Node, NodeId, Outbound, Output,
+    RefusalReason, Role, Term, TransferError, VoteRequest, VoteResponse,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+// ----- helpers -----
+
+fn node(id: NodeId, tweak: impl Fn(&mut Config)) -> Node {
+    let mut config = Config::new(id, [1, 2, 3]);
+    tweak(&mut config);
+    let rng = ChaCha8Rng::seed_from_u64(id);
+    Node::new(config, HardState::default(), LogPosition::default(), rng).unwrap()
+}
+
+fn defaults(_: &mut Config) {}
+
+fn heartbeat(term: Term) -> Message {
+    Message::AppendRequest(AppendRequest {
+        term,
+        prev_log: LogPosition::default(),
+        commit: 0,
+    })
+}
+
+fn vote_request(term: Term, pre_vote: bool, transfer: bool) -> Message {
+    Message::VoteRequest(VoteRequest {
+        term,
+        pre_vote,
+        last_log: LogPosition::default(),
+        transfer,
+    })
+}
+
+fn vote_response(term: Term, pre_vote: bool, granted: bool) -> Message {
+    Message::VoteResponse(VoteResponse {
+        term,
+        pre_vote,
+        granted,
+    })
+}
+
+fn to(to: NodeId, message: Message) -> Outbound {
+    Outbound { to, message }
+}
+
+/// Server `id` following leader 2 in term 1.
+fn follower_of_2(id: NodeId, tweak: impl Fn(&mut Config)) -> Node {
+    let mut node = node(id, tweak);
+    let _ = node.step(2, heartbeat(1));
+    assert_eq!((node.role(), node.leader()), (Role::Follower, Some(2)));
+    node
+}
+
+/// Server 1 leading term 1 (elected without pre-vote by server 2's vote).
+fn leader_1() -> Node {
+    let mut node = node(1, |c| c.pre_vote = false);
+    let _ = node.campaign();
+    let _ = node.step(2, vote_response(1, false, true));
+    assert_eq!(node.role(), Role::Leader);
+    node
+}
+
+// ----- crash hints -----
+
+/// A hint about a peer that is not this follower's leader changes nothing: only the
+/// leader's death is worth an early election.
+#[test]
+fn a_crash_hint_about_a_peer_that_does_not_lead_is_ignored() {
+    let mut node = follower_of_2(1, defaults);
+    let timeout = node.election_timeout();
+
+    assert_eq!(node.leader_unreachable(3), Output::default());
+    assert_eq!(node.leader(), Some(2));
+    assert_eq!(node.election_timeout(), timeout);
+}
+
+/// With `crash_hint` off, or with pre-vote off (where a false hint could depose a live
+/// leader), a hint about the leader is ignored too.
+#[test]
+fn a_crash_hint_is_ignored_with_the_switch_or_pre_vote_off() {
+    for tweak in [
+        (|c: &mut Config| c.crash_hint = false) as fn(&mut Config),
+        |c: &mut Config| c.pre_vote = false,
+    ] {
+        let mut node = follower_of_2(1, tweak);
+        let timeout = node.election_timeout();
+
+        assert_eq!(node.leader_unreachable(2), Output::default());
+        assert_eq!(node.leader(), Some(2));
+        assert_eq!(node.election_timeout(), timeout);
+    }
+}
+
+/// A hint about the leader makes the follower forget it (so its lease is gone and it
+/// grants pre-votes) and arms its timer for a delay in `[1, crash_hint_delay_max]`.
+#[test]
+fn a_crash_hint_about_the_leader_drops_the_lease_and_shortens_the_timer() {
+    let mut node = follower_of_2(1, defaults);
+    let before = node.step(3, vote_request(2, true, false));
+    assert!(before.events.iter().any(|event| matches!(
+        event,
+        Event::VoteRefused {
+            reason: RefusalReason::LeaderActive { leader: 2 },
+            ..
+        }
+    )));
+
+    let out = node.leader_unreachable(2);
+
+    let campaign_in = node.election_timeout();
+    assert!((1..=3).contains(&campaign_in), "{campaign_in}");
+    assert_eq!(node.election_elapsed(), 0);
+    assert_eq!(
+        out,
+        Output {
+            hard_state: None,
+            messages: vec![],
+            events: vec![
+                Event::LeaderChanged {
+                    leader: None,
+                    term: 1
+                },
+                Event::LeaderUnreachable {
+                    leader: 2,
+                    term: 1,
+                    campaign_in
+                },
+            ],
+        }
+    );
+
+    let granted = node.step(3, vote_request(2, true, false));
+    assert_eq!(granted.messages, vec![to(3, vote_response(2, true, true))]);
+
+    for _ in 1..campaign_in {
+        assert!(node.tick().is_empty());
+    }
+    let polled = node.tick();
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(
+        polled.messages,
+        vec![
+            to(2, vote_request(2, true, false)),
+            to(3, vote_request(2, true, false))
+        ]
+    );
+}
+
+/// A second hint about the same dead leader (the re-dial refused after the connection
+/// closed) does not draw a new delay: the follower no longer follows anyone.
+#[test]
+fn a_second_crash_hint_about_the_same_leader_is_ignored() {
+    let mut node = follower_of_2(1, defaults);
+    let _ = node.leader_unreachable(2);
+    let timeout = node.election_timeout();
+
+    assert_eq!(node.leader_unreachable(2), Output::default());
+    assert_eq!(node.election_timeout(), timeout);
+}
+
+/// A false hint is undone by the next heartbeat of the live leader.
+#[test]
+fn a_heartbeat_after_a_false_crash_hint_restores_the_leader() {
+    let mut node = follower_of_2(1, defaults);
+    let _ = node.leader_unreachable(2);
+
+    let out = node.step(2, heartbeat(1));
+
+    assert_eq!(node.leader(), Some(2));
+    assert!(node.election_timeout() >= 15);
+    assert!(out.events.contains(&Event::LeaderChanged {
+        leader: Some(2),
+        term: 1
+    }));
+}
+
+// ----- leadership transfer -----
+
+/// A leader asked to transfer sends the target a TimeoutNow in its term and reports it.
+#[test]
+fn a_transfer_from_the_leader_sends_timeout_now_to_the_target() {
+    let mut leader = leader_1();
+
+    let out = leader.transfer_leadership(3).unwrap();
+
+    assert_eq!(
+        out,
+        Output {
+            hard_state: None,
+            messages: vec![to(3, Message::TimeoutNow { term: 1 })],
+            events: vec![Event::TransferStarted { to: 3, term: 1 }],
+        }
+    );
+    assert_eq!(leader.transfer_target(), Some(3));
+    assert_eq!(leader.role(), Role::Leader);
+}
+
+/// A transfer is refused, with nothing sent, by a non-leader, to the leader itself, and
+/// to a server that does not vote.
+#[test]
+fn a_transfer_is_refused_by_a_follower_to_self_and_to_a_non_voter() {
+    let mut follower = follower_of_2(1, defaults);
+    assert_eq!(
+        follower.transfer_leadership(3),
+        Err(TransferError::NotLeader { leader: Some(2) })
+    );
+
+    let mut leader = leader_1();
+    assert_eq!(leader.transfer_leadership(1), Err(TransferError::ToSelf(1)));
+    assert_eq!(
+        leader.transfer_leadership(9),
+        Err(TransferError::NotAVoter(9))
+    );
+    assert_eq!(leader.transfer_target(), None);
+}
+
+/// TimeoutNow from the leader makes a follower start a real election at once, even
+/// with pre-vote on, with its vote requests flagged as a transfer (thesis §3.10).
+#[test]
+fn timeout_now_makes_the_target_campaign_at_once_with_the_transfer_flag() {
+    let mut node = follower_of_2(3, defaults);
+
+    let out = node.step(2, Message::TimeoutNow { term: 1 });
+
+    assert_eq!(
+        out,
+        Output {
+            hard_state: Some(HardState {
+                term: 2,
+                voted_for: Some(3)
+            }),
+            messages: vec![
+                to(1, vote_request(2, false, true)),
+                to(2, vote_request(2, false, true))
+            ],
+            events: vec![
+                Event::RoleChanged {
+                    from: Role::Follower,
+                    to: Role::Candidate,
+                    term: 2
+                },
+                Event::LeaderChanged {
+                    leader: None,
+                    term: 2
+                },
+                Event::ElectionStarted {
+                    term: 2,
+                    pre_vote: false,
+                    transfer: true
+                },
+            ],
+        }
+    );
+}
+
+/// A voter that still hears its leader refuses an ordinary vote request (stickiness)
+/// but grants one flagged as a transfer.
+#[test]
+fn a_voter_in_its_lease_grants_a_transfer_flagged_vote() {
+    let mut voter = follower_of_2(1, defaults);
+    let refused = voter.step(3, vote_request(2, false, false));
+    assert_eq!(
+        refused.messages,
+        vec![to(3, vote_response(1, false, false))]
+    );
+
+    let out = voter.step(3, vote_request(2, false, true));
+
+    assert_eq!(
+        out,
+        Output {
+            hard_state: Some(HardState {
+                term: 2,
+                voted_for: Some(3)
+            }),
+            messages: vec![to(3, vote_response(2, false, true))],
+            events: vec![
+                Event::RoleChanged {
+                    from: Role::Follower,
+                    to: Role::Follower,
+                    term: 2
+                },
+                Event::LeaderChanged {
+                    leader: None,
+                    term: 2
+                },
+                Event::VoteGranted {
+                    candidate: 3,
+                    term: 2,
+                    pre_vote: false
+                },
+            ],
+        }
+    );
+}
+
+/// The old leader itself, which refuses ordinary vote requests while it leads, steps
+/// down and votes for the target of its own transfer.
+#[test]
+fn the_old_leader_grants_its_transfer_target_a_vote() {
+    let mut leader = leader_1();
+    let _ = leader.transfer_leadership(3).unwrap();
+
+    let out = leader.step(3, vote_request(2, false, true));
+
+    assert_eq!(leader.role(), Role::Follower);
+    assert_eq!(leader.transfer_target(), None);
+    assert_eq!(out.messages, vec![to(3, vote_response(2, false, true))]);
+}
+
+/// TimeoutNow from a server that is not this follower's leader, or from an older term,
+/// is ignored.
+#[test]
+fn timeout_now_from_a_non_leader_or_a_stale_term_is_ignored() {
+    let mut node = follower_of_2(1, defaults);
+    assert_eq!(
+        node.step(3, Message::TimeoutNow { term: 1 }),
+        Output::default()
+    );
+
+    let _ = node.step(3, heartbeat(2));
+    assert_eq!((node.term(), node.leader()), (2, Some(3)));
+    assert_eq!(
+        node.step(2, Message::TimeoutNow { term: 1 }),
+        Output::default()
+    );
+    assert_eq!(node.role(), Role::Follower);
+}
+
+/// A transfer that does not complete within an election timeout is abandoned; the
+/// leader keeps leading.
+#[test]
+fn a_transfer_that_does_not_complete_in_an_election_timeout_is_abandoned() {
+    let mut leader = leader_1();
+    let _ = leader.transfer_leadership(3).unwrap();
+    let max = leader.config().election_timeout_max;
+
+    let mut abandoned = Vec::new();
+    for _ in 0..max {
+        // Keep the quorum active so that check-quorum does not end the leadership.
+        let _ = leader.step(2, Message::AppendResponse(ack()));
+        let out = leader.tick();
+        abandoned.extend(
+            out.events
+                .into_iter()
+                .filter(|event| matches!(event, Event::TransferAbandoned { .. })),
+        );
+    }
+
+    assert_eq!(abandoned, vec![Event::TransferAbandoned { to: 3, term: 1 }]);
+    assert_eq!(leader.role(), Role::Leader);
+    assert_eq!(leader.transfer_target(), None);
+}
+
+fn ack() -> raft::AppendResponse {
+    raft::AppendResponse {
+        term: 1,
+        success: true,
+        match_index: 0,
+    }
+}
