@@ -33,7 +33,8 @@ pub struct Config {
     /// ([`Node::leader_unreachable`](crate::Node::leader_unreachable), for example
     /// because the leader's process died and its connection closed) forgets that leader
     /// and campaigns after a short random delay instead of a whole election timeout.
-    /// Acted on only with [`Config::pre_vote`]: the pre-vote round is what keeps a
+    /// Acted on only with [`Config::pre_vote`] and [`Config::check_quorum`]: a pre-vote
+    /// round that the other servers refuse while they hear the leader is what keeps a
     /// false hint from deposing a leader that is still alive. Default on.
     pub crash_hint: bool,
     /// The longest delay, in ticks, between a crash hint and the pre-vote it triggers;

@@ -174,25 +174,28 @@ impl Node {
     /// Tells a follower that `peer`'s process looks dead: its connection closed or a
     /// re-dial was refused (a *crash hint*).
     ///
-    /// When `peer` is the leader this follower follows, and [`Config::crash_hint`] and
-    /// [`Config::pre_vote`] are both on, the follower forgets that leader, which drops
+    /// When `peer` is the leader this follower follows, and [`Config::crash_hint`],
+    /// [`Config::pre_vote`] and [`Config::check_quorum`] are all on, the follower
+    /// forgets that leader, which drops
     /// its lease on it (it will grant pre-votes to others), and sets its election timer
     /// to fire after a delay drawn uniformly from `[1, crash_hint_delay_max]` ticks.
     /// Otherwise the hint is ignored: it may be about a peer that does not lead, or
     /// arrive on a server that is not a follower.
     ///
-    /// A hint can be false: one connection broke while the leader lives. That is safe
-    /// because the follower then only polls with a pre-vote (thesis §9.6), which the
-    /// other followers refuse while they still hear the leader (leader stickiness,
-    /// §4.2.3); the next heartbeat makes it follow the leader again. Without pre-vote
-    /// the follower would enter a new term at once, and its higher term would depose
-    /// the live leader, so hints are ignored then.
+    /// A hint can be false: one connection broke while the leader lives. That is
+    /// harmless because the follower then only polls with a pre-vote (thesis §9.6),
+    /// which the leader and the other followers refuse while they still hear from each
+    /// other (their leases, §4.2.3, kept only with check-quorum); the next heartbeat
+    /// makes it follow the leader again. Without pre-vote the follower would enter a
+    /// new term at once, and without check-quorum nobody would refuse its pre-vote:
+    /// either way its higher term would depose the live leader, so hints are ignored
+    /// then. (Election safety never depends on hints: a vote is still one per term.)
     pub fn leader_unreachable(&mut self, peer: NodeId) -> Output {
         let before = self.hard_state();
         let mut out = Output::default();
 
         let follows_peer = self.role == Role::Follower && self.leader == Some(peer);
-        let enabled = self.config.crash_hint && self.config.pre_vote;
+        let enabled = self.config.crash_hint && self.config.pre_vote && self.config.check_quorum;
         if !follows_peer || !enabled || !self.config.is_voter() {
             debug!(
                 node = self.config.id,

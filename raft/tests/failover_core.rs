@@ -80,13 +80,14 @@ fn a_crash_hint_about_a_peer_that_does_not_lead_is_ignored() {
     assert_eq!(node.election_timeout(), timeout);
 }
 
-/// With `crash_hint` off, or with pre-vote off (where a false hint could depose a live
-/// leader), a hint about the leader is ignored too.
+/// With `crash_hint` off, or with pre-vote or check-quorum off (where a false hint
+/// could depose a live leader), a hint about the leader is ignored too.
 #[test]
-fn a_crash_hint_is_ignored_with_the_switch_or_pre_vote_off() {
+fn a_crash_hint_is_ignored_with_the_switch_pre_vote_or_check_quorum_off() {
     for tweak in [
         (|c: &mut Config| c.crash_hint = false) as fn(&mut Config),
         |c: &mut Config| c.pre_vote = false,
+        |c: &mut Config| c.check_quorum = false,
     ] {
         let mut node = follower_of_2(1, tweak);
         let timeout = node.election_timeout();

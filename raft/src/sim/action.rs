@@ -47,6 +47,24 @@ pub enum Action {
     },
     /// Asks the server's core to start an election now.
     Campaign(NodeId),
+    /// `observer`'s connection to `peer` closed, as a transport reports it: the core
+    /// of `observer` gets a crash hint about `peer`
+    /// ([`Node::leader_unreachable`](crate::Node::leader_unreachable)). Crashes
+    /// deliver these by themselves; applied by hand, with `peer` alive, it is a false
+    /// hint (one connection broke while the process lives). Links are not touched.
+    ConnectionLost {
+        /// The server whose connection closed.
+        observer: NodeId,
+        /// The peer at the other end.
+        peer: NodeId,
+    },
+    /// Asks the leader of the highest term among running servers, if any, to hand its
+    /// leadership to `to` ([`Node::transfer_leadership`](crate::Node::transfer_leadership),
+    /// thesis §3.10). A refused transfer is noted in the trace and changes nothing.
+    TransferLeadership {
+        /// The server to hand leadership to.
+        to: NodeId,
+    },
 }
 
 impl fmt::Display for Action {
@@ -77,6 +95,15 @@ impl fmt::Display for Action {
                 *max as f64 / MILLI as f64
             ),
             Action::Campaign(id) => write!(f, "s{id} campaigns"),
+            Action::ConnectionLost { observer, peer } => {
+                write!(
+                    f,
+                    "s{observer} loses its connection to s{peer} (crash hint)"
+                )
+            }
+            Action::TransferLeadership { to } => {
+                write!(f, "the leader is asked to hand leadership to s{to}")
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::action::Action;
@@ -174,6 +174,10 @@ pub struct SimStats {
     pub restarts: u64,
     /// Elections won.
     pub elections_won: u64,
+    /// Crash hints (true or false) that a core acted on.
+    pub hints_acted_on: u64,
+    /// Leadership transfers a leader started.
+    pub transfers_started: u64,
 }
 
 /// Something scheduled to happen at a virtual time.
@@ -187,6 +191,11 @@ enum Pending {
         from: NodeId,
         to: NodeId,
         message: Message,
+    },
+    /// A crash hint that reaches `observer` because `peer`'s process died.
+    Hint {
+        observer: NodeId,
+        peer: NodeId,
     },
 }
 
@@ -426,6 +435,12 @@ impl Simulation {
                 incarnation,
             } => self.run_tick(server, incarnation),
             Pending::Deliver { from, to, message } => self.deliver(from, to, message),
+            Pending::Hint { observer, peer } => {
+                let action = Action::ConnectionLost { observer, peer };
+                self.trace
+                    .push(self.now, Some(observer), TraceKind::Action(action));
+                self.hint(observer, peer)
+            }
         };
         self.current = None;
         self.settle(result)?;
@@ -439,6 +454,9 @@ impl Simulation {
             Pending::Tick { server, .. } => format!("a tick of s{server}"),
             Pending::Deliver { from, to, message } => {
                 format!("{} from s{from} to s{to}", MessageSummary(message))
+            }
+            Pending::Hint { observer, peer } => {
+                format!("a crash hint about s{peer} to s{observer}")
             }
         })
     }
@@ -512,11 +530,18 @@ impl Simulation {
             | Action::Disarm(id)
             | Action::Restart(id)
             | Action::Isolate(id)
-            | Action::Campaign(id) => Some(*id),
+            | Action::Campaign(id)
+            | Action::ConnectionLost { observer: id, .. } => Some(*id),
             _ => None,
         };
         if let Some(id) = server {
             self.server(id);
+        }
+        match &action {
+            Action::ConnectionLost { peer: id, .. } | Action::TransferLeadership { to: id } => {
+                self.server(*id);
+            }
+            _ => {}
         }
         self.trace
             .push(self.now, server, TraceKind::Action(action.clone()));
@@ -571,6 +596,8 @@ impl Simulation {
                 Ok(())
             }
             Action::Campaign(id) => self.campaign_now(id),
+            Action::ConnectionLost { observer, peer } => self.hint(observer, peer),
+            Action::TransferLeadership { to } => self.transfer(to),
         };
         self.settle(result)
     }
@@ -795,13 +822,62 @@ impl Simulation {
         }
     }
 
+    /// Stops the server. Every running server then gets a crash hint about it after a
+    /// message delay, as a real transport reports the connection closing.
     fn crash(&mut self, id: NodeId) {
-        if self.is_up(id) {
-            self.stats.crashes += 1;
-        }
+        let was_up = self.is_up(id);
         let server = self.server_mut(id);
         server.node = None;
         server.crash_after_persist = false;
+        if !was_up {
+            return;
+        }
+
+        self.stats.crashes += 1;
+        let (min, max) = (self.network.config.delay_min, self.network.config.delay_max);
+        for observer in self.ids.clone() {
+            if observer != id && self.is_up(observer) {
+                let delay = self.rng.random_range(min..=max.max(min));
+                let hint = Pending::Hint { observer, peer: id };
+                self.schedule(self.now + delay, hint);
+            }
+        }
+    }
+
+    /// Hands `observer`'s core a crash hint about `peer`, if `observer` is running.
+    fn hint(&mut self, observer: NodeId, peer: NodeId) -> Result<(), Violation> {
+        let Some(node) = self.server_mut(observer).node.as_mut() else {
+            return Ok(());
+        };
+        let output = node.leader_unreachable(peer);
+        if output.is_empty() {
+            return self.observe(observer);
+        }
+        self.stats.hints_acted_on += 1;
+        self.handle_output(observer, output)
+    }
+
+    /// Asks the running leader of the highest term to hand its leadership to `to`.
+    fn transfer(&mut self, to: NodeId) -> Result<(), Violation> {
+        let Some(leader) = self.leader() else {
+            self.note(format!("no leader to hand leadership to s{to}"));
+            return Ok(());
+        };
+        let Some(node) = self.server_mut(leader).node.as_mut() else {
+            return Ok(());
+        };
+        match node.transfer_leadership(to) {
+            Ok(output) => {
+                self.stats.transfers_started += 1;
+                self.handle_output(leader, output)
+            }
+            Err(error) => {
+                self.note(format!(
+                    "s{leader} refused to hand leadership to s{to}: {error}"
+                ));
+                Ok(())
+            }
+        }
     }
 
     fn restart(&mut self, id: NodeId) -> Result<(), Violation> {

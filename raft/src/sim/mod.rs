@@ -85,7 +85,8 @@
 //! delays, and a fault phase of 0.5–5 s with up to 16 random actions (partitions of
 //! all three kinds, isolation, heals, loss up to 50 %, duplication up to 30 %, delays
 //! up to [`FAULT_DELAY_MAX`], crashes, crashes between persist and send, restarts,
-//! forced campaigns). The quiet phase follows, with the liveness check above. One seed
+//! forced campaigns, false crash hints, leadership transfers; crash hints on in three
+//! seeds in four). The quiet phase follows, with the liveness check above. One seed
 //! in five ([`AGGRESSIVE_SHARE`]) instead runs election timeouts of 2–20 ticks with
 //! heartbeats from one tick, so that delays rival timeouts and elections churn; those
 //! seeds check safety only, since the liveness bound is derived for the defaults. A

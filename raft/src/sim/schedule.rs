@@ -2,7 +2,8 @@
 //!
 //! A seeded run has two phases. During the *fault phase* a random list of actions
 //! (partitions of three kinds, message loss, duplication and delay, crashes including
-//! crashes between persisting and sending, restarts, forced campaigns) is applied at
+//! crashes between persisting and sending, restarts, forced campaigns, false crash
+//! hints, leadership transfers) is applied at
 //! random times. Then comes the *quiet phase*: every link heals, loss and duplication
 //! stop, crashed servers restart (a random minority may stay down), and the run checks
 //! that a leader every running server follows appears within [`liveness_bound`] and
@@ -154,6 +155,7 @@ impl Schedule {
         let mut config = Config {
             pre_vote: rng.random_bool(0.5),
             check_quorum: rng.random_bool(0.5),
+            crash_hint: rng.random_bool(0.75),
             ..Config::new(1, ids.iter().copied())
         };
         // Some seeds run timeouts so short that message delays rival them: elections
@@ -224,7 +226,7 @@ fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId], down: &mut Vec<NodeId>) -
         .copied()
         .filter(|id| !down.contains(id))
         .collect();
-    match rng.random_range(0..100) {
+    match rng.random_range(0..110) {
         0..=11 => {
             // Symmetric partition into two or three random groups.
             let groups = rng.random_range(2..=3);
@@ -265,7 +267,15 @@ fn random_action(rng: &mut ChaCha8Rng, ids: &[NodeId], down: &mut Vec<NodeId>) -
             let max = rng.random_range(min..=FAULT_DELAY_MAX);
             Action::SetDelay { min, max }
         }
-        _ => Action::Campaign(pick(rng, ids)),
+        95..=99 => Action::Campaign(pick(rng, ids)),
+        100..=104 => {
+            // A connection breaks while both processes live: when `peer` leads, the
+            // hint is false and must not depose it.
+            let observer = pick(rng, ids);
+            let peer = pick(rng, ids);
+            Action::ConnectionLost { observer, peer }
+        }
+        _ => Action::TransferLeadership { to: pick(rng, ids) },
     }
 }
 
