@@ -1,0 +1,122 @@
+//! `chaos`: runs a real cluster of `raft-node` processes under a seeded schedule of
+//! random faults, then checks the servers' logs and prints a summary. Exits 1 when a
+//! rule was broken. See the `tests::chaos` docs for what is checked.
+//!
+//! ```sh
+//! cargo run --release -p tests --bin chaos -- --servers 5 --duration 30m --seed 1
+//! ```
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, ValueEnum};
+use tests::chaos::{self, ChaosOptions};
+use tests::Timing;
+
+/// Runs a cluster of raft-node processes under random SIGKILL/restart and
+/// SIGSTOP/SIGCONT faults and checks their logs afterwards.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Number of servers.
+    #[arg(long, default_value_t = 5)]
+    servers: u64,
+    /// How long to inject faults, such as 90s, 30m or 1h.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Seed of the fault schedule; the same seed injects the same faults. Default: the
+    /// current time, printed so the run can be repeated.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The servers' timing.
+    #[arg(long, value_enum, default_value_t = TimingArg::Fast)]
+    timing: TimingArg,
+    /// Copy the logs, the configuration and the schedule to this directory.
+    #[arg(long)]
+    keep: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum TimingArg {
+    /// 100-200 ms election timeouts, 30 ms heartbeats.
+    Fast,
+    /// The embedded default: 150-300 ms, 50 ms heartbeats.
+    Default,
+}
+
+/// Parses `90`, `90s`, `30m` or `1h`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 90s, 30m or 1h)"))?;
+    let seconds = match unit {
+        "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// `tests::raft_node_binary` finds `raft-node` from an executable in
+/// `<target>/<profile>/deps/`, where Cargo puts tests. A binary target runs from
+/// `<target>/<profile>/` instead, so this one runs a copy of itself placed in `deps/`.
+/// Returns only when it already runs from there.
+fn run_from_deps() -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|error| format!("own path: {error}"))?;
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        return Ok(());
+    }
+
+    let copy = dir.join("deps").join("chaos-runner");
+    std::fs::copy(&exe, &copy).map_err(|error| {
+        format!(
+            "cannot copy {} to {}: {error}",
+            exe.display(),
+            copy.display()
+        )
+    })?;
+    let error = Command::new(&copy).args(std::env::args_os().skip(1)).exec();
+    Err(format!("cannot run {}: {error}", copy.display()))
+}
+
+fn main() -> ExitCode {
+    if let Err(error) = run_from_deps() {
+        eprintln!("chaos: {error}");
+        return ExitCode::FAILURE;
+    }
+
+    let args = Args::parse();
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    });
+    let timing = match args.timing {
+        TimingArg::Fast => Timing::FAST,
+        TimingArg::Default => Timing::DEFAULT,
+    };
+    let options = ChaosOptions {
+        servers: args.servers,
+        duration: args.duration,
+        seed,
+        timing,
+    };
+    eprintln!(
+        "chaos: seed {seed}, {:?} of faults on {} servers",
+        args.duration, args.servers
+    );
+
+    let summary = chaos::run(options, args.keep.as_deref());
+    print!("{summary}");
+    if summary.is_clean() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
