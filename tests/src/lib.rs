@@ -55,4 +55,5 @@ pub use ports::free_ports;
 pub use process::{run_to_exit, Finished};
 pub use state_file::{decode_state, encode_state};
 pub use status::{Observation, StatusRow};
+pub mod bench;
 pub mod chaos;
