@@ -5,8 +5,8 @@
 //! divided by the window and the kernel's clock ticks a second (`getconf CLK_TCK`).
 //! Memory: `VmRSS` of `/proc/<pid>/status` at the end. Messages: a second cluster of
 //! the same shape runs with `RUST_LOG=info,raft=trace`, where the core logs each
-//! outgoing message as "sending"; its lines with timestamps inside the window are
-//! counted. Tracing costs CPU, so the CPU figures come from the first cluster only.
+//! outgoing message as "sending" (heartbeats and their responses included); its lines
+//! with timestamps inside the window are counted. Tracing costs CPU, so the CPU figures come from the first cluster only.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 
-use super::events::read_from;
+use super::events::parse_timestamp;
 use super::servers::{Servers, Shape};
 
 /// What one idle server costs.
@@ -29,8 +29,11 @@ pub struct IdleCost {
     pub rss_mib: f64,
     /// Messages it sent a second over the window (trace run).
     pub sent_per_second: f64,
-    /// Whether it led during the windows (the trace run's leader may differ).
+    /// Whether it led the cluster whose CPU and memory were measured.
     pub leader: bool,
+    /// Whether it led the cluster whose messages were counted (a second cluster, whose
+    /// leader may be another server).
+    pub leader_in_trace_run: bool,
 }
 
 /// Measures an idle cluster of `shape` over `window`.
@@ -66,7 +69,7 @@ pub fn measure(binary: &Path, shape: &Shape, window: Duration) -> anyhow::Result
     drop(quiet);
 
     let traced = Servers::start(binary, shape, "info,raft=trace")?;
-    traced
+    let (traced_leader, _) = traced
         .wait_agreed(&ids, settle, |_, _| true)
         .context("no leader")?;
     thread::sleep(Duration::from_secs(2));
@@ -75,10 +78,15 @@ pub fn measure(binary: &Path, shape: &Shape, window: Duration) -> anyhow::Result
     let to = now_us()?;
     let mut sent = Vec::with_capacity(ids.len());
     for &id in &ids {
-        let events = read_from(&traced.log_path(id), 0)?;
-        let count = events
-            .iter()
-            .filter(|e| e.message == "sending" && (from..to).contains(&e.at_us))
+        let text = std::fs::read_to_string(traced.log_path(id))?;
+        let count = text
+            .lines()
+            // The core logs the message itself in a field also called `message`, so
+            // these lines carry that key twice and a JSON parser keeps the second:
+            // the line is recognised by its text, the time parsed as usual.
+            .filter(|line| line.contains(r#""message":"sending""#))
+            .filter_map(timestamp_of)
+            .filter(|at| (from..to).contains(at))
             .count();
         sent.push(count as f64 / window.as_secs_f64());
     }
@@ -93,8 +101,14 @@ pub fn measure(binary: &Path, shape: &Shape, window: Duration) -> anyhow::Result
             rss_mib: rss[i],
             sent_per_second: sent[i],
             leader: id == leader,
+            leader_in_trace_run: id == traced_leader,
         })
         .collect())
+}
+
+fn timestamp_of(line: &str) -> Option<i64> {
+    let fields: serde_json::Value = serde_json::from_str(line).ok()?;
+    parse_timestamp(fields.get("timestamp")?.as_str()?)
 }
 
 fn now_us() -> anyhow::Result<i64> {

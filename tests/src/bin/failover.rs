@@ -66,7 +66,10 @@ struct Args {
     /// (a TOML value); may be repeated.
     #[arg(long = "set")]
     set: Vec<String>,
-    /// A suffix for the output files of the process back end, to keep runs apart.
+    /// Simulator: give the survivors a crash hint when the leader crashes.
+    #[arg(long)]
+    sim_crash_hint: bool,
+    /// A suffix for the output files, to keep runs apart.
     #[arg(long)]
     name: Option<String>,
     /// Where tables, raw trials and charts go.
@@ -122,16 +125,20 @@ fn run_sim(args: &Args, out: &Path) -> anyhow::Result<()> {
         trials: args.trials.unwrap_or(if args.quick { 20 } else { 1000 }),
         seed: args.seed,
         cap: args.cap_ms * 1000,
+        crash_hint: args.sim_crash_hint,
         ..SimOptions::default()
     };
 
     let summaries = run_ranges_in_parallel(&ranges, &options)?;
     let table = markdown(&summaries, true);
-    println!(
-        "## Simulator: 5 servers, {} trials per range\n\n{table}",
-        options.trials
-    );
-    write_outputs(out, "failover-sim", &summaries, &table)
+    let hint = if options.crash_hint {
+        ", crash hints on"
+    } else {
+        ""
+    };
+    let trials = options.trials;
+    println!("## Simulator: 5 servers, {trials} trials per range{hint}\n\n{table}");
+    write_outputs(out, &stem("failover-sim", args), &summaries, &table)
 }
 
 /// Ranges are independent and deterministic, so they may run on every core at once
@@ -211,10 +218,7 @@ fn run_processes(args: &Args, out: &Path) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
-    let stem = match &args.name {
-        Some(name) => format!("failover-process-{name}"),
-        None => "failover-process".to_string(),
-    };
+    let stem = stem("failover-process", args);
     let mut summaries = Vec::new();
     let mut failures = Vec::new();
     for &mode in &modes {
@@ -260,6 +264,14 @@ fn run_processes(args: &Args, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The name of a back end's output files, with the run's `--name` if it has one.
+fn stem(base: &str, args: &Args) -> String {
+    match &args.name {
+        Some(name) => format!("{base}-{name}"),
+        None => base.to_string(),
+    }
+}
+
 fn run_idle(args: &Args, out: &Path) -> anyhow::Result<()> {
     let binary = raft_node(args)?;
     let shape = Shape {
@@ -280,14 +292,19 @@ fn run_idle(args: &Args, out: &Path) -> anyhow::Result<()> {
 fn idle_table(costs: &[IdleCost], seconds: u64) -> String {
     let mut table = format!(
         "Window {seconds} s; default timing (150-300 ms, heartbeat 50 ms, tick 10 ms).\n\n\
-         | server | role | CPU % of a core | RSS MiB | messages sent / s |\n\
-         | ---: | --- | ---: | ---: | ---: |\n"
+         | server | role | CPU % of a core | RSS MiB | role (trace run) | messages sent / s |\n\
+         | ---: | --- | ---: | ---: | --- | ---: |\n"
     );
     for cost in costs {
-        let role = if cost.leader { "leader" } else { "follower" };
+        let role = |leader| if leader { "leader" } else { "follower" };
         table.push_str(&format!(
-            "| {} | {role} | {:.2} | {:.1} | {:.1} |\n",
-            cost.id, cost.cpu_percent, cost.rss_mib, cost.sent_per_second
+            "| {} | {} | {:.2} | {:.1} | {} | {:.1} |\n",
+            cost.id,
+            role(cost.leader),
+            cost.cpu_percent,
+            cost.rss_mib,
+            role(cost.leader_in_trace_run),
+            cost.sent_per_second
         ));
     }
     table
