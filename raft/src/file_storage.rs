@@ -35,6 +35,48 @@ const FILE_LEN: usize = BODY_LEN + 4;
 pub struct FileStorage {
     path: PathBuf,
     temporary: PathBuf,
+    /// Where saves stop, for crash tests ([`FileStorage::with_faults`]); `None` in use.
+    faults: Option<FaultPlan>,
+}
+
+/// The steps of a save, in order. A crash between two of them leaves the old state
+/// (up to and including [`SaveStep::Rename`]) or the new one (after it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SaveStep {
+    /// Create (or truncate) `<path>.tmp`.
+    CreateTemporary,
+    /// Write the new state into it.
+    WriteTemporary,
+    /// Flush it to disk.
+    SyncTemporary,
+    /// Rename it over the state file.
+    Rename,
+    /// Flush the directory, which makes the rename durable.
+    SyncDirectory,
+}
+
+impl SaveStep {
+    /// Every step, in the order a save takes them.
+    const ALL: [SaveStep; 5] = [
+        SaveStep::CreateTemporary,
+        SaveStep::WriteTemporary,
+        SaveStep::SyncTemporary,
+        SaveStep::Rename,
+        SaveStep::SyncDirectory,
+    ];
+}
+
+/// Where every save of a [`FileStorage`] stops, for crash tests
+/// ([`FileStorage::with_faults`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FaultPlan {
+    /// The step that does not happen.
+    stop_before: SaveStep,
+    /// The error the save returns there, such as `StorageFull` for a full disk.
+    error: io::ErrorKind,
+    /// With [`SaveStep::SyncTemporary`]: how many bytes of the new state the write
+    /// managed before the stop, leaving a torn temporary file.
+    torn_write: Option<usize>,
 }
 
 impl FileStorage {
@@ -46,20 +88,75 @@ impl FileStorage {
     ///
     /// # Errors
     ///
-    /// [`StorageError::Io`] when the directory of `path` cannot be read.
+    /// [`StorageError::Io`] when the directory of `path` cannot be read or is not a
+    /// directory.
     pub fn open(path: impl Into<PathBuf>) -> Result<FileStorage, StorageError> {
         let path = path.into();
         let directory = directory_of(&path);
-        fs::metadata(&directory).map_err(|source| StorageError::Io {
+        let open_error = |source| StorageError::Io {
             path: directory.clone(),
             action: "open state directory",
             source,
-        })?;
+        };
+        let metadata = fs::metadata(&directory).map_err(open_error)?;
+        if !metadata.is_dir() {
+            // Said here rather than at the first read, which would blame the state file.
+            return Err(open_error(io::Error::from(io::ErrorKind::NotADirectory)));
+        }
 
         let mut temporary_name = path.file_name().map(OsString::from).unwrap_or_default();
         temporary_name.push(".tmp");
         let temporary = path.with_file_name(temporary_name);
-        Ok(FileStorage { path, temporary })
+        Ok(FileStorage {
+            path,
+            temporary,
+            faults: None,
+        })
+    }
+
+    /// The steps of a save, in order, as [`FileStorage::with_faults`] numbers them. A
+    /// crash before any of the first four leaves the old state; a crash before the
+    /// last (the directory sync) may leave either.
+    #[doc(hidden)]
+    pub const SAVE_STEPS: [&'static str; 5] = [
+        "create temporary file",
+        "write temporary file",
+        "sync temporary file",
+        "rename temporary file over state file",
+        "sync state directory",
+    ];
+
+    /// Test hook for crash tests: as [`FileStorage::open`], but every save stops before
+    /// step `stop_before` of [`FileStorage::SAVE_STEPS`] and returns an error of kind
+    /// `error`, named by path and step as a real failure there would be (`Other` plays
+    /// a crash, `StorageFull` a full disk). With `torn_write` and `stop_before` 2 (the
+    /// temporary file's sync), only that many bytes of the new state reach the
+    /// temporary file first, as after a crash mid-write.
+    ///
+    /// It lives here because a [`Storage`] wrapper cannot reach between the steps of a
+    /// save; hidden from the docs because only tests need it.
+    ///
+    /// # Errors
+    ///
+    /// As [`FileStorage::open`].
+    ///
+    /// # Panics
+    ///
+    /// When `stop_before` is not below 5.
+    #[doc(hidden)]
+    pub fn with_faults(
+        path: impl Into<PathBuf>,
+        stop_before: usize,
+        error: io::ErrorKind,
+        torn_write: Option<usize>,
+    ) -> Result<FileStorage, StorageError> {
+        let mut storage = FileStorage::open(path)?;
+        storage.faults = Some(FaultPlan {
+            stop_before: SaveStep::ALL[stop_before],
+            error,
+            torn_write,
+        });
+        Ok(storage)
     }
 
     /// The path of the state file.
@@ -136,19 +233,68 @@ impl Storage for FileStorage {
 
         // Write and flush a whole new file first: the real file is only ever replaced by
         // a complete one, so a crash mid-write cannot lose the old term and vote.
+        self.step(
+            SaveStep::CreateTemporary,
+            &self.temporary,
+            "create temporary file",
+        )?;
         let mut file = File::create(&self.temporary)
             .map_err(self.io_error(&self.temporary, "create temporary file"))?;
+
+        self.step(
+            SaveStep::WriteTemporary,
+            &self.temporary,
+            "write temporary file",
+        )?;
         file.write_all(&bytes)
             .map_err(self.io_error(&self.temporary, "write temporary file"))?;
+
+        if let Some(torn) = self.faults.and_then(|plan| plan.torn_write) {
+            if self.stops_before(SaveStep::SyncTemporary) {
+                // A crash that let only part of the write reach the file.
+                file.set_len(torn.min(bytes.len()) as u64)
+                    .map_err(self.io_error(&self.temporary, "tear temporary file"))?;
+            }
+        }
+        self.step(
+            SaveStep::SyncTemporary,
+            &self.temporary,
+            "sync temporary file",
+        )?;
         file.sync_all()
             .map_err(self.io_error(&self.temporary, "sync temporary file"))?;
         drop(file);
 
+        self.step(
+            SaveStep::Rename,
+            &self.path,
+            "rename temporary file over state file",
+        )?;
         fs::rename(&self.temporary, &self.path)
             .map_err(self.io_error(&self.path, "rename temporary file over state file"))?;
 
         // The rename lives in the directory: flush it too, or a crash may undo it.
-        sync_directory(&directory_of(&self.path))
+        let directory = directory_of(&self.path);
+        self.step(SaveStep::SyncDirectory, &directory, "sync state directory")?;
+        sync_directory(&directory)
+    }
+}
+
+impl FileStorage {
+    fn stops_before(&self, step: SaveStep) -> bool {
+        self.faults.is_some_and(|plan| plan.stop_before == step)
+    }
+
+    /// The injected failure before `step`, if the fault plan stops there: the error
+    /// names `path` and `action` exactly as a real failure of that step would.
+    fn step(&self, step: SaveStep, path: &Path, action: &'static str) -> Result<(), StorageError> {
+        match self.faults {
+            Some(plan) if plan.stop_before == step => {
+                let source = io::Error::new(plan.error, "injected fault");
+                Err(self.io_error(path, action)(source))
+            }
+            _ => Ok(()),
+        }
     }
 }
 

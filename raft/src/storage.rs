@@ -31,8 +31,8 @@ pub trait Storage {
 /// names its path, so an operator knows what to look at.
 #[derive(Debug, Error)]
 pub enum StorageError {
-    /// Reading or writing failed.
-    #[error("{path}: {action}: {source}")]
+    /// Reading or writing failed. The message ends with what an operator can do.
+    #[error("{path}: {action}: {source}; {}", advice(source.kind()))]
     Io {
         /// The file or directory concerned.
         path: PathBuf,
@@ -44,11 +44,35 @@ pub enum StorageError {
     },
     /// The file exists but does not hold a valid state: it is truncated, corrupted or
     /// was written by something else. The server must not start over as if new.
-    #[error("{path}: not a valid state file ({reason}); refusing to start with a fresh state")]
+    #[error(
+        "{path}: not a valid state file ({reason}); refusing to start with a fresh state: \
+         restore the file from a backup (deleting it would let this server vote a second \
+         time in terms it has already voted in)"
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
         reason: String,
     },
+}
+
+/// What to do about a failed read or write, by its kind.
+fn advice(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind;
+    match kind {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
+            "the disk is full: free space on it, then start the server again"
+        }
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
+            "give the server's user write access there, or use another data directory"
+        }
+        ErrorKind::NotFound | ErrorKind::NotADirectory => {
+            "create the directory, or use another data directory"
+        }
+        _ => {
+            "fix the cause and start the server again; the state file holds the last \
+              term and vote saved in full"
+        }
+    }
 }
