@@ -5,19 +5,41 @@
 //! calls the core, then handles the [`Output`] in the order the core requires: persist
 //! the hard state, then send the messages. A storage failure stops the node, because a
 //! server that cannot persist its vote must not answer anyone.
+//!
+//! Connection events from `cluster` feed the core's crash hints: when the connection to
+//! a peer closes ([`PeerEvent::Disconnected`]) or a re-dial is refused
+//! ([`PeerEvent::DialRefused`]), the driver calls [`Node::leader_unreachable`], which a
+//! follower of that peer acts on (see [`Config::crash_hint`](crate::Config::crash_hint)).
+//!
+//! While it runs, a driver takes commands through a [`DriverHandle`] (from
+//! [`Driver::handle`]), for example to hand its leadership over:
+//!
+//! ```no_run
+//! # async fn example(handle: raft::DriverHandle) {
+//! match handle.transfer_leadership(None).await {
+//!     Ok(target) => println!("handing leadership to {target}"),
+//!     Err(error) => println!("no hand-over: {error}"),
+//! }
+//! # }
+//! ```
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
 use cluster::{Envelope, Incoming, PeerEvent, Server};
 use thiserror::Error;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::message::{Message, NodeId, Term};
 use crate::node::Node;
 use crate::output::{Output, Role};
 use crate::storage::{Storage, StorageError};
+use crate::transfer::TransferError;
+
+/// How many commands may wait for the driver; senders wait when it is full.
+const COMMAND_QUEUE: usize = 16;
 
 /// What a running node publishes about itself after every step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +86,58 @@ pub enum DriverError {
     ServerStopped,
 }
 
+/// Why a command sent through a [`DriverHandle`] failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// The core refused the transfer.
+    #[error(transparent)]
+    Refused(#[from] TransferError),
+    /// No target was named and no connected peer has been heard from.
+    #[error("no connected peer to hand leadership to")]
+    NoTarget,
+    /// The driver is not running any more.
+    #[error("the driver has stopped")]
+    Stopped,
+}
+
+/// A command for a running driver.
+#[derive(Debug)]
+enum Command {
+    TransferLeadership {
+        to: Option<NodeId>,
+        reply: oneshot::Sender<Result<NodeId, CommandError>>,
+    },
+}
+
+/// A cloneable way to send commands to a running [`Driver`].
+#[derive(Clone, Debug)]
+pub struct DriverHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl DriverHandle {
+    /// Asks the node, which must lead, to hand its leadership to `to` (Raft thesis
+    /// §3.10), or with `None` to the peer it heard from most recently among those still
+    /// connected: the one most likely up to date and reachable. Returns the target once
+    /// the core has sent it the `TimeoutNow`; the caller watches [`Driver::status`] to
+    /// see the new leader.
+    ///
+    /// # Errors
+    ///
+    /// [`CommandError::Refused`] when the node does not lead or the target is itself
+    /// or not a voter, [`CommandError::NoTarget`] when no peer qualifies, and
+    /// [`CommandError::Stopped`] when the driver has stopped.
+    pub async fn transfer_leadership(&self, to: Option<NodeId>) -> Result<NodeId, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::TransferLeadership { to, reply };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        answer.await.map_err(|_| CommandError::Stopped)?
+    }
+}
+
 /// Runs one node over a cluster server until `shutdown` completes.
 #[derive(Debug)]
 pub struct Driver<S> {
@@ -74,6 +148,11 @@ pub struct Driver<S> {
     status: watch::Sender<Status>,
     leader_heard_at: Option<Instant>,
     next_message_id: u64,
+    /// When each connected peer was last heard from; a lost connection removes it.
+    peer_heard_at: BTreeMap<NodeId, Instant>,
+    commands: mpsc::Receiver<Command>,
+    /// Kept so that the command channel stays open while handles come and go.
+    command_sender: mpsc::Sender<Command>,
 }
 
 impl<S: Storage> Driver<S> {
@@ -81,6 +160,7 @@ impl<S: Storage> Driver<S> {
     /// length of one tick of the core's logical clock.
     pub fn new(node: Node, storage: S, server: Server<Message>, tick: Duration) -> Driver<S> {
         let (status, _) = watch::channel(Status::of(&node, None));
+        let (command_sender, commands) = mpsc::channel(COMMAND_QUEUE);
         Driver {
             node,
             storage,
@@ -89,6 +169,16 @@ impl<S: Storage> Driver<S> {
             status,
             leader_heard_at: None,
             next_message_id: 0,
+            peer_heard_at: BTreeMap::new(),
+            commands,
+            command_sender,
+        }
+    }
+
+    /// A handle that sends commands to this driver once it runs.
+    pub fn handle(&self) -> DriverHandle {
+        DriverHandle {
+            commands: self.command_sender.clone(),
         }
     }
 
@@ -113,15 +203,13 @@ impl<S: Storage> Driver<S> {
                 _ = ticker.tick() => self.node.tick(),
                 incoming = self.server.next() => match incoming {
                     Some(Incoming::Message(envelope)) => self.deliver(envelope),
-                    Some(Incoming::Event(event)) => {
-                        self.peer_event(event);
-                        continue;
-                    }
+                    Some(Incoming::Event(event)) => self.peer_event(event),
                     None => break Err(DriverError::ServerStopped),
                 },
+                Some(command) = self.commands.recv() => self.command(command),
             };
 
-            if let Err(error) = self.handle(output) {
+            if let Err(error) = self.carry_out(output) {
                 break Err(error);
             }
         };
@@ -132,6 +220,7 @@ impl<S: Storage> Driver<S> {
 
     fn deliver(&mut self, envelope: Envelope<Message>) -> Output {
         let from = envelope.from;
+        self.peer_heard_at.insert(from, Instant::now());
         let is_heartbeat = matches!(envelope.message, Message::AppendRequest(_));
         let output = self.node.step(from, envelope.message);
 
@@ -144,14 +233,49 @@ impl<S: Storage> Driver<S> {
         output
     }
 
-    fn peer_event(&mut self, event: PeerEvent) {
-        // Connection events are logged by `cluster`. Using them to notice a dead leader
-        // before the election timeout is not supported yet: the core waits it out.
+    /// Turns a lost connection into a crash hint for the core. `cluster` logs the
+    /// event itself; the core decides whether it matters (only about its leader).
+    fn peer_event(&mut self, event: PeerEvent) -> Output {
         tracing::debug!(node = self.node.id(), ?event, "peer event");
+        match event {
+            PeerEvent::Disconnected(peer) | PeerEvent::DialRefused(peer) => {
+                self.peer_heard_at.remove(&peer);
+                self.node.leader_unreachable(peer)
+            }
+            PeerEvent::Connected(_) => Output::default(),
+        }
+    }
+
+    fn command(&mut self, command: Command) -> Output {
+        match command {
+            Command::TransferLeadership { to, reply } => {
+                let (result, output) = match to.or_else(|| self.freshest_peer()) {
+                    None => (Err(CommandError::NoTarget), Output::default()),
+                    Some(to) => match self.node.transfer_leadership(to) {
+                        Ok(output) => (Ok(to), output),
+                        Err(error) => (Err(CommandError::Refused(error)), Output::default()),
+                    },
+                };
+                // The caller may have given up waiting; the transfer goes on regardless.
+                let _ = reply.send(result);
+                output
+            }
+        }
+    }
+
+    /// The connected voter heard from most recently, other than this node.
+    fn freshest_peer(&self) -> Option<NodeId> {
+        let me = self.node.id();
+        let voters = &self.node.config().voters;
+        self.peer_heard_at
+            .iter()
+            .filter(|(peer, _)| **peer != me && voters.contains(peer))
+            .max_by_key(|(_, at)| **at)
+            .map(|(&peer, _)| peer)
     }
 
     /// Persists, then sends, then publishes: the order the core's contract requires.
-    fn handle(&mut self, output: Output) -> Result<(), DriverError> {
+    fn carry_out(&mut self, output: Output) -> Result<(), DriverError> {
         if let Some(state) = output.hard_state {
             // NB: a blocking fsync on the runtime thread. One node runs one task and must
             // not do anything else until the state is durable, so nothing is lost by it.

@@ -126,7 +126,7 @@ pub mod sim;
 
 pub use config::{Config, ConfigError};
 #[cfg(feature = "driver")]
-pub use driver::{Driver, DriverError, Status};
+pub use driver::{CommandError, Driver, DriverError, DriverHandle, Status};
 pub use file_storage::FileStorage;
 pub use memory_storage::MemoryStorage;
 pub use message::{

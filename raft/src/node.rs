@@ -48,6 +48,10 @@ pub struct Node {
     recently_active: BTreeSet<NodeId>,
     /// A leader's transfer in progress: the target and the ticks since it was asked.
     transfer: Option<(NodeId, u64)>,
+    /// Set by a crash hint until a leader is known again or a majority refuses this
+    /// server: meanwhile every election timer is drawn from the short hint range, so
+    /// that a split vote among the survivors costs a few ticks, not a whole timeout.
+    hinted: bool,
 
     rng: Box<dyn RngCore + Send>,
 }
@@ -67,6 +71,7 @@ impl fmt::Debug for Node {
             .field("votes", &self.votes)
             .field("recently_active", &self.recently_active)
             .field("transfer", &self.transfer)
+            .field("hinted", &self.hinted)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +107,7 @@ impl Node {
             votes: BTreeMap::new(),
             recently_active: BTreeSet::new(),
             transfer: None,
+            hinted: false,
             rng: Box::new(rng),
         };
         node.reset_election_timer();
@@ -205,11 +211,9 @@ impl Node {
         }
 
         self.set_leader(None, &mut out);
-        let campaign_in = self
-            .rng
-            .random_range(1..=self.config.crash_hint_delay_cap());
-        self.election_elapsed = 0;
-        self.election_timeout = campaign_in;
+        self.hinted = true;
+        self.reset_election_timer();
+        let campaign_in = self.election_timeout;
 
         info!(
             node = self.config.id,
@@ -420,11 +424,20 @@ impl Node {
         heard >= self.config.quorum()
     }
 
+    /// Restarts the election timer with a fresh random timeout: from
+    /// `[election_timeout_min, election_timeout_max)` normally (§5.2), from
+    /// `[1, crash_hint_delay_max]` while a crash hint says the leader is gone. The
+    /// short range only speeds up elections among servers that all lost their leader;
+    /// timers never decide safety, votes do.
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.election_timeout = self
-            .rng
-            .random_range(self.config.election_timeout_min..self.config.election_timeout_max);
+        self.election_timeout = if self.hinted {
+            self.rng
+                .random_range(1..=self.config.crash_hint_delay_cap())
+        } else {
+            self.rng
+                .random_range(self.config.election_timeout_min..self.config.election_timeout_max)
+        };
     }
 
     /// The leader this server heard from less than a minimum election timeout ago, if
@@ -487,6 +500,9 @@ impl Node {
         );
 
         let from = self.role;
+        if leader.is_some() {
+            self.hinted = false;
+        }
         if term > self.term {
             // A vote belongs to one term (Figure 2: votedFor "in current term"): the new
             // term starts with the vote free. `finish` persists both before any reply.
@@ -607,6 +623,10 @@ impl Node {
     }
 
     fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Output) {
+        if leader.is_some() {
+            // A leader is known again: the hint has served its purpose.
+            self.hinted = false;
+        }
         if self.leader != leader {
             self.leader = leader;
 
@@ -710,6 +730,13 @@ impl Node {
             self.become_leader(out);
         } else if refused >= quorum {
             let term = if pre_vote { self.term + 1 } else { self.term };
+            // A majority refused a pre-vote: a leader may well be alive (a false hint),
+            // or no quorum is reachable; either way, back to ordinary timeouts. A real
+            // vote refused by a majority is a split vote among survivors: keep the
+            // short timer so that it costs a few ticks.
+            if pre_vote {
+                self.hinted = false;
+            }
             info!(node = self.config.id, term, pre_vote, "election lost");
             out.events.push(Event::ElectionLost { term, pre_vote });
             self.become_follower(self.term, None, out);
