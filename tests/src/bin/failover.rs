@@ -348,7 +348,7 @@ fn write_outputs(out: &Path, stem: &str, summaries: &[Summary], table: &str) -> 
     std::fs::write(out.join(format!("{stem}.md")), table)?;
     std::fs::write(
         out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(summaries)?,
+        serde_json::to_string(summaries)?,
     )?;
 
     // Like Figure 16: the slow ranges above, the fast ones below.
