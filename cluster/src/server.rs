@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::codec;
 use crate::config::{Config, Options, ServerId};
+use crate::connection::{DirectPath, Offered};
 use crate::envelope::{Envelope, Incoming, PeerEvent};
 use crate::error::{SendError, StartError};
 use crate::stats::{PeerCounters, ServerStats};
@@ -36,6 +37,8 @@ pub(crate) struct Core {
     /// Peer ids, sorted; every per-peer vector below is in this order.
     pub(crate) peers: Vec<ServerId>,
     queues: Vec<mpsc::Sender<Bytes>>,
+    /// Per peer, the way around the queue while its TCP writer is idle.
+    pub(crate) direct: Vec<DirectPath>,
     pub(crate) counters: Vec<PeerCounters>,
     pub(crate) max_frame_size: usize,
     pub(crate) shutdown: CancellationToken,
@@ -131,6 +134,7 @@ pub(crate) fn wire<M>(
     let core = Arc::new(Core {
         id,
         counters: peers.iter().map(|_| PeerCounters::default()).collect(),
+        direct: peers.iter().map(|_| DirectPath::default()).collect(),
         peers,
         queues: senders,
         max_frame_size: options.max_frame_size,
@@ -382,19 +386,44 @@ impl<M: Serialize> Sender<M> {
         let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
 
         // Try without waiting first: registering for cancellation costs a lock.
-        let frame = match self.core.queues[index].try_send(frame) {
+        let frame = match self.offer(index, frame) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Closed(_)) => return Err(SendError::Shutdown),
             Err(TrySendError::Full(frame)) => frame,
         };
-        tokio::select! {
-            sent = self.core.queues[index].send(frame) => sent.map_err(|_| SendError::Shutdown),
-            _ = self.core.shutdown.cancelled() => Err(SendError::Shutdown),
-        }
+        let queue = &self.core.queues[index];
+        let permit = tokio::select! {
+            permit = queue.reserve() => permit.map_err(|_| SendError::Shutdown)?,
+            _ = self.core.shutdown.cancelled() => return Err(SendError::Shutdown),
+        };
+
+        // Queue under the direct path's lock, like every other frame, so that no
+        // direct write slips in while the frame is on its way into the queue.
+        let mut direct = self.core.direct[index].enter();
+        direct.queueing();
+        permit.send(frame);
+        Ok(())
+    }
+
+    /// Writes `frame` straight to the peer's socket if its writer is idle, else queues
+    /// it without waiting; gives the frame back if the queue is full or closed.
+    fn offer(&self, index: usize, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let queue = &self.core.queues[index];
+        let mut direct = self.core.direct[index].enter();
+        let frame = match direct.offer(frame, queue) {
+            Offered::Written => {
+                self.core.counters[index].add_sent(1);
+                return Ok(());
+            }
+            Offered::Queued => return Ok(()),
+            Offered::NotTaken(frame) => frame,
+        };
+        direct.queueing();
+        queue.try_send(frame)
     }
 
     fn enqueue(&self, index: usize, frame: Bytes) -> Result<(), SendError> {
-        match self.core.queues[index].try_send(frame) {
+        match self.offer(index, frame) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 self.core.counters[index].add_dropped(1);

@@ -247,3 +247,43 @@ async fn the_largest_accepted_byte_payload_crosses_a_connection() {
     );
     common::shutdown_all(servers).await;
 }
+
+/// Lone messages, which a sender writes straight to an idle connection, and bursts,
+/// which go through the writer's queue, arrive interleaved in the order sent, each
+/// exactly once, whether sent by the handle or by a cloned sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lone_messages_and_bursts_arrive_in_the_order_sent() {
+    let (_config, mut servers) = common::start_tcp::<Note>(2).await;
+    let sender = servers[0].sender();
+    let mut next = 0u64;
+    let mut expected = Vec::new();
+
+    for round in 0..50 {
+        // A lone message, received before anything else is sent.
+        servers[0].send(2, next, &note(next)).expect("send");
+        expected.push(next);
+        next += 1;
+        let lone = common::recv_n(&mut servers[1], 1).await;
+        assert_eq!(lone[0].message_id, next - 1, "round {round}");
+
+        // Then a burst, half through the handle and half through a clone.
+        for i in 0..200 {
+            if i % 2 == 0 {
+                servers[0].send(2, next, &note(next)).expect("send");
+            } else {
+                sender.send(2, next, &note(next)).expect("send");
+            }
+            expected.push(next);
+            next += 1;
+        }
+        let burst = common::recv_n(&mut servers[1], 200).await;
+        let ids: Vec<u64> = burst.iter().map(|e| e.message_id).collect();
+        assert_eq!(ids, (next - 200..next).collect::<Vec<_>>(), "round {round}");
+        assert!(burst.iter().all(|e| e.message == note(e.message_id)));
+    }
+
+    assert!(servers[1].try_recv().is_none(), "a message arrived twice");
+    assert_eq!(next, expected.len() as u64);
+    assert_eq!(servers[0].stats().peers[&2].dropped, 0);
+    common::shutdown_all(servers).await;
+}
