@@ -65,7 +65,7 @@ impl Timing {
     }
 }
 
-/// The two safeguards of the election, both on by default.
+/// The safeguards and fail-over switches of the election, all on by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Election {
@@ -76,6 +76,16 @@ pub struct Election {
     /// leader is fresh.
     #[serde(default = "yes")]
     pub check_quorum: bool,
+    /// When a follower's connection to its leader closes or a re-dial is refused, it
+    /// campaigns after a short random delay (up to a fifth of the minimum election
+    /// timeout) instead of a whole timeout. Acted on only with pre-vote and
+    /// check-quorum on.
+    #[serde(default = "yes")]
+    pub crash_hint: bool,
+    /// On Ctrl-C or SIGTERM a leader first hands its leadership to a connected
+    /// follower and waits (at most an election timeout) to see it lead.
+    #[serde(default = "yes")]
+    pub transfer_on_stop: bool,
 }
 
 fn yes() -> bool {
@@ -87,6 +97,8 @@ impl Default for Election {
         Election {
             pre_vote: true,
             check_quorum: true,
+            crash_hint: true,
+            transfer_on_stop: true,
         }
     }
 }
@@ -251,6 +263,10 @@ impl NodeConfig {
         config.heartbeat_interval = t.ticks(t.heartbeat_interval_ms);
         config.pre_vote = self.election.pre_vote;
         config.check_quorum = self.election.check_quorum;
+        config.crash_hint = self.election.crash_hint;
+        // A fifth of the minimum timeout: short next to it, yet a few ticks wide so
+        // that the followers of a dead leader rarely campaign in the same tick.
+        config.crash_hint_delay_max = (config.election_timeout_min / 5).max(1);
         config
     }
 

@@ -3,16 +3,19 @@
 //! `raft-node <ID>` runs server ID of the cluster described by `--config FILE`, or by an
 //! embedded default of five servers on 127.0.0.1 when no file is given, so that
 //! `raft-node 1` to `raft-node 5` in five terminals form a cluster. `raft-node status`
-//! asks every configured server how it is doing.
+//! asks every configured server how it is doing; `raft-node transfer` asks the leader to
+//! hand its leadership over.
 
 // A binary has no public API: `pub` marks what one module offers the others.
 #![allow(unreachable_pub)]
 
 mod config;
 mod data_dir;
+mod handover;
 mod logging;
 mod run;
 mod status;
+mod transfer;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,12 @@ enum Command {
     /// Every server is asked at once and given half a second to answer; one that does
     /// not is shown as unreachable.
     Status(StatusArgs),
+    /// Ask the leader to hand its leadership to another server, then wait to see it.
+    ///
+    /// The leader is found through the status addresses; it sends the target a
+    /// TimeoutNow and the target wins an election at once. Without --to the leader
+    /// picks the connected server it heard from most recently.
+    Transfer(TransferArgs),
 }
 
 /// Options of the server itself.
@@ -80,6 +89,16 @@ struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+struct TransferArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// The server to hand leadership to [default: the leader's choice]
+    #[arg(long, value_name = "ID")]
+    to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
 struct CommonArgs {
     /// Cluster configuration (TOML): the servers with their ids and addresses, the
     /// timing, and the pre-vote and check-quorum switches. Without it, the embedded
@@ -102,6 +121,7 @@ fn main() -> ExitCode {
 
     let result = match cli.command {
         Some(Command::Status(args)) => status_command(&args),
+        Some(Command::Transfer(args)) => transfer_command(&args),
         None => run_command(cli.run),
     };
 
@@ -141,5 +161,16 @@ fn status_command(args: &StatusArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", status::table(&rows));
     }
+    Ok(())
+}
+
+fn transfer_command(args: &TransferArgs) -> anyhow::Result<()> {
+    let config = args.common.load()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let account = runtime.block_on(transfer::transfer(&config, args.to))?;
+    println!("{account}");
     Ok(())
 }

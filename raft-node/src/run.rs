@@ -1,7 +1,9 @@
 //! Running one server: open its data directory and state, bind its addresses, then let
-//! the driver run the election until Ctrl-C or SIGTERM.
+//! the driver run the election until Ctrl-C or SIGTERM (after handing leadership over,
+//! with `transfer_on_stop`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use raft::{Driver, FileStorage, HardState, LogPosition, Node, Storage};
@@ -11,7 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
-use crate::status;
+use crate::{handover, status};
 
 /// Runs server `id` of `config` with its state in `data_dir` until it is told to stop.
 pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result<()> {
@@ -47,9 +49,26 @@ pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result
     print_banner(&config, id, &data, &state);
 
     let driver = Driver::new(node, storage, server, config.timing.tick());
-    let status_task = tokio::spawn(status::serve(status_listener, driver.status()));
+    let handle = driver.handle();
+    let status_task = tokio::spawn(status::serve(
+        status_listener,
+        driver.status(),
+        handle.clone(),
+    ));
 
-    let outcome = driver.run(stop_signal()).await;
+    // The driver keeps running while the shutdown future hands leadership over: it is
+    // polled inside the driver's loop, which also carries out the command.
+    let transfer_on_stop = config.election.transfer_on_stop;
+    let limit = Duration::from_millis(config.timing.election_timeout_max_ms);
+    let status = driver.status();
+    let shutdown = async move {
+        stop_signal().await;
+        if transfer_on_stop {
+            handover::hand_over(&handle, status, limit).await;
+        }
+    };
+
+    let outcome = driver.run(shutdown).await;
     status_task.abort();
     outcome.context("the server stopped")?;
 
@@ -120,5 +139,10 @@ fn print_banner(config: &NodeConfig, id: u64, data: &DataDir, state: &HardState)
         t.tick_ms,
         on_off(config.election.pre_vote),
         on_off(config.election.check_quorum)
+    );
+    println!(
+        "  failover   crash-hint {}, transfer-on-stop {}",
+        on_off(config.election.crash_hint),
+        on_off(config.election.transfer_on_stop)
     );
 }

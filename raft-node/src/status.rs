@@ -1,13 +1,60 @@
-//! `raft-node status`: every server answers on its status address with one JSON line
-//! describing itself, and the command gathers those lines into a table.
+//! The status address: a tiny line protocol through which `raft-node status` asks each
+//! server how it is doing and `raft-node transfer` asks the leader to hand over.
+//!
+//! # Protocol
+//!
+//! One request per connection. The client connects and sends one line (at most
+//! [`MAX_REQUEST`] bytes, ending in `\n`); the server answers with one JSON line and
+//! closes the connection:
+//!
+//! - `status` → the server's [`StatusReport`], for example
+//!   `{"id":2,"role":"follower","term":4,"leader":5,"since_leader_ms":12}`;
+//! - `transfer` → the leader hands its leadership to the connected peer it heard from
+//!   most recently; `transfer ID` → to server ID. The answer is a [`TransferReply`]:
+//!   `{"id":5,"ok":true,"to":3}` once the hand-over has been sent, or
+//!   `{"id":2,"ok":false,"error":"not the leader (the leader is 5)","leader":5}`;
+//! - anything else (or a line too long, or not UTF-8) → `{"error":"…"}`.
+//!
+//! A client that sends nothing within [`LEGACY_GRACE`] after connecting gets the status
+//! line, as the first version of this protocol did (it only wrote the status line on
+//! connect), so old clients keep working; they pay that grace in latency. A client
+//! that stalls mid-request is cut off after [`REQUEST_TIMEOUT`].
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use raft::{CommandError, DriverHandle, TransferError};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// The longest request line a server reads, newline included.
+pub const MAX_REQUEST: u64 = 256;
+
+/// How long a server waits for a request before it answers with its status.
+pub const LEGACY_GRACE: Duration = Duration::from_millis(3);
+
+/// How long a client may take to send a whole request, and the server to answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The answer to a `transfer` request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReply {
+    /// The id of the server that answered.
+    pub id: u64,
+    /// Whether the hand-over was sent.
+    pub ok: bool,
+    /// The server leadership is handed to, when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+    /// Why not, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The leader the answering server knows of, when it is not the leader itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<u64>,
+}
 
 use crate::config::NodeConfig;
 
@@ -59,26 +106,113 @@ impl StatusReport {
     }
 }
 
-/// Answers every connection on `listener` with the node's status, until the task is
-/// aborted. A client that does not read is cut off after a second.
-pub async fn serve(listener: TcpListener, status: watch::Receiver<raft::Status>) {
+/// Answers every connection on `listener` with one line of the protocol in the module
+/// documentation, until the task is aborted. Nothing a client sends can panic it.
+pub async fn serve(
+    listener: TcpListener,
+    status: watch::Receiver<raft::Status>,
+    handle: DriverHandle,
+) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-
-        let report = StatusReport::of(&status.borrow());
+        let (status, handle) = (status.clone(), handle.clone());
         tokio::spawn(async move {
-            // Cannot fail: the report is plain data.
-            let mut line = serde_json::to_vec(&report).expect("status serialises");
-            line.push(b'\n');
-            let write = async {
-                stream.write_all(&line).await?;
-                stream.shutdown().await
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, status, handle)).await;
         });
     }
+}
+
+/// Reads one request (or none, for a legacy client) and writes its answer.
+async fn answer(
+    mut stream: TcpStream,
+    status: watch::Receiver<raft::Status>,
+    handle: DriverHandle,
+) -> std::io::Result<()> {
+    // Peeking waits for the first byte of a request without consuming it; a client
+    // that sends nothing (or closes at once) is a legacy status client.
+    let mut first = [0u8; 1];
+    let request = match tokio::time::timeout(LEGACY_GRACE, stream.peek(&mut first)).await {
+        Ok(Ok(n)) if n > 0 => read_request(&mut stream).await,
+        Ok(_) | Err(_) => Ok(String::new()),
+    };
+
+    let id = status.borrow().id;
+    let mut line = match request.as_deref().map(str::trim) {
+        Ok("" | "status") => to_json(&StatusReport::of(&status.borrow())),
+        Ok("transfer") => transfer(id, &handle, None).await,
+        Ok(other) => match other.strip_prefix("transfer ").map(|n| n.trim().parse()) {
+            Some(Ok(to)) => transfer(id, &handle, Some(to)).await,
+            _ => error_line(&format!("unknown request {:?}", shorten(other))),
+        },
+        Err(problem) => error_line(problem),
+    };
+    line.push(b'\n');
+
+    stream.write_all(&line).await?;
+    stream.shutdown().await?;
+
+    // Whatever the client sent beyond the request (an overlong line) is read and
+    // dropped: closing with unread data would reset the connection and could destroy
+    // the answer before the client reads it.
+    let mut rest = (&mut stream).take(64 * 1024);
+    tokio::io::copy(&mut rest, &mut tokio::io::sink()).await?;
+    Ok(())
+}
+
+/// The request line without its newline, or why it is unusable.
+async fn read_request(stream: &mut TcpStream) -> Result<String, &'static str> {
+    let mut reader = BufReader::new(stream).take(MAX_REQUEST);
+    let mut bytes = Vec::new();
+    match reader.read_until(b'\n', &mut bytes).await {
+        Err(_) => return Err("the request could not be read"),
+        Ok(_) if bytes.len() as u64 >= MAX_REQUEST && !bytes.ends_with(b"\n") => {
+            return Err("request too long");
+        }
+        Ok(_) => {}
+    }
+    String::from_utf8(bytes).map_err(|_| "the request is not UTF-8")
+}
+
+async fn transfer(id: u64, handle: &DriverHandle, to: Option<u64>) -> Vec<u8> {
+    let reply = match handle.transfer_leadership(to).await {
+        Ok(to) => TransferReply {
+            id,
+            ok: true,
+            to: Some(to),
+            error: None,
+            leader: None,
+        },
+        Err(error) => {
+            let leader = match error {
+                CommandError::Refused(TransferError::NotLeader { leader }) => leader,
+                _ => None,
+            };
+            TransferReply {
+                id,
+                ok: false,
+                to: None,
+                error: Some(error.to_string()),
+                leader,
+            }
+        }
+    };
+    to_json(&reply)
+}
+
+fn error_line(problem: &str) -> Vec<u8> {
+    to_json(&serde_json::json!({ "error": problem }))
+}
+
+fn to_json(value: &impl Serialize) -> Vec<u8> {
+    // Cannot fail: every answer is plain data with string keys.
+    serde_json::to_vec(value).expect("answers serialise")
+}
+
+/// At most 40 characters of a client's text, for an error message.
+fn shorten(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 /// How long one server may take to answer before it counts as unreachable.
@@ -107,10 +241,22 @@ pub async fn query_all(config: &NodeConfig) -> Vec<StatusRow> {
 }
 
 async fn query(address: SocketAddr) -> anyhow::Result<StatusReport> {
-    let mut stream = TcpStream::connect(address).await?;
-    let mut text = Vec::new();
-    stream.read_to_end(&mut text).await?;
-    Ok(serde_json::from_slice(&text)?)
+    let text = request(address, "status").await?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// Sends one request line to a status address and returns the answer line.
+pub async fn request(address: SocketAddr, line: &str) -> anyhow::Result<String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(address).await?;
+        stream.write_all(format!("{line}\n").as_bytes()).await?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).await?;
+        anyhow::Ok(text)
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .map_err(|_| anyhow::anyhow!("{address} did not answer within {REQUEST_TIMEOUT:?}"))?
 }
 
 fn row(id: u64, address: SocketAddr, report: Option<StatusReport>) -> StatusRow {

@@ -62,16 +62,32 @@ pub struct ClusterSpec {
     pub pre_vote: bool,
     /// `election.check_quorum`.
     pub check_quorum: bool,
+    /// `election.crash_hint`.
+    pub crash_hint: bool,
+    /// `election.transfer_on_stop`.
+    pub transfer_on_stop: bool,
 }
 
 impl ClusterSpec {
-    /// `servers` servers with [`Timing::FAST`], pre-vote and check-quorum on.
+    /// `servers` servers with [`Timing::FAST`], pre-vote, check-quorum, crash hints
+    /// and transfer on stop on.
     pub fn new(servers: u64) -> ClusterSpec {
         ClusterSpec {
             servers,
             timing: Timing::FAST,
             pre_vote: true,
             check_quorum: true,
+            crash_hint: true,
+            transfer_on_stop: true,
+        }
+    }
+
+    /// The same with crash hints and transfer on stop both on or both off.
+    pub fn failover_switches(self, on: bool) -> ClusterSpec {
+        ClusterSpec {
+            crash_hint: on,
+            transfer_on_stop: on,
+            ..self
         }
     }
 
@@ -638,13 +654,17 @@ fn config_text(spec: &ClusterSpec, servers: &BTreeMap<u64, Server>) -> String {
          heartbeat_interval_ms = {}\n\n\
          [election]\n\
          pre_vote = {}\n\
-         check_quorum = {}\n",
+         check_quorum = {}\n\
+         crash_hint = {}\n\
+         transfer_on_stop = {}\n",
         t.tick_ms,
         t.election_timeout_min_ms,
         t.election_timeout_max_ms,
         t.heartbeat_interval_ms,
         spec.pre_vote,
         spec.check_quorum,
+        spec.crash_hint,
+        spec.transfer_on_stop,
     );
     for (id, server) in servers {
         let _ = write!(

@@ -1,7 +1,7 @@
 //! What servers say about themselves: the rows of `raft-node status --json` and the
 //! one-line reports of a status port.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
@@ -59,13 +59,15 @@ impl Observation {
     }
 }
 
-/// Asks the status port at `address` directly; `None` when it does not answer within
-/// a few hundred milliseconds (not running, stopped, or paused).
+/// Asks the status port at `address` directly with a `status` request (the line
+/// protocol of `raft-node/src/status.rs`); `None` when it does not answer within a few
+/// hundred milliseconds (not running, stopped, or paused).
 pub(crate) fn query_port(address: SocketAddr) -> Option<Observation> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(300)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_millis(400)))
         .ok()?;
+    stream.write_all(b"status\n").ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     serde_json::from_str(text.trim()).ok()
