@@ -366,3 +366,59 @@ fn ack() -> raft::AppendResponse {
         match_index: 0,
     }
 }
+
+/// Ticks a hinted follower until its short timer starts the pre-vote.
+fn tick_into_pre_vote(node: &mut Node) {
+    for _ in 0..node.election_timeout() {
+        let _ = node.tick();
+    }
+    assert_eq!(node.role(), Role::PreCandidate);
+}
+
+/// After a crash hint, a real vote refused by a majority (the survivors split their
+/// votes) is retried after a short delay, while a refused pre-vote (someone still
+/// hears a leader) returns the follower to ordinary timeouts.
+#[test]
+fn a_split_vote_after_a_crash_hint_is_retried_soon_but_a_refused_pre_vote_is_not() {
+    let mut split = follower_of_2(1, defaults);
+    let _ = split.leader_unreachable(2);
+    tick_into_pre_vote(&mut split);
+    let _ = split.step(3, vote_response(2, true, true));
+    assert_eq!(split.role(), Role::Candidate);
+    let _ = split.step(2, vote_response(2, false, false));
+    let _ = split.step(3, vote_response(2, false, false));
+    assert_eq!(split.role(), Role::Follower);
+    assert!(
+        split.election_timeout() <= 3,
+        "{}",
+        split.election_timeout()
+    );
+
+    let mut refused = follower_of_2(1, defaults);
+    let _ = refused.leader_unreachable(2);
+    tick_into_pre_vote(&mut refused);
+    let _ = refused.step(2, vote_response(1, true, false));
+    let _ = refused.step(3, vote_response(1, true, false));
+    assert_eq!(refused.role(), Role::Follower);
+    assert!(
+        refused.election_timeout() >= 15,
+        "{}",
+        refused.election_timeout()
+    );
+}
+
+/// A zero crash-hint delay is refused by validation, naming the field.
+#[test]
+fn a_zero_crash_hint_delay_is_refused() {
+    let config = Config {
+        crash_hint_delay_max: 0,
+        ..Config::new(1, [1, 2, 3])
+    };
+
+    let error = config.validate().unwrap_err();
+
+    assert!(
+        error.to_string().starts_with("crash_hint_delay_max"),
+        "{error}"
+    );
+}
