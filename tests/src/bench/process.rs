@@ -8,7 +8,8 @@
 //! the leader at once. It polls the survivors until they agree on a leader of a
 //! higher term, and then reads their logs: the downtime ends at the latest of the
 //! survivors' first lines that show them knowing that leader ("became leader" by the
-//! winner, "following leader" with `leader` = the winner in its term by the others),
+//! winner, "following leader" or "became follower" with `leader` = the winner in its
+//! term by the others),
 //! so the polling interval never enters the figure. Logs and the kill instant come
 //! from the same machine clock. A trial needed more than one round when the new term
 //! is above the old one plus one, or when the survivors started more than one real
@@ -216,7 +217,10 @@ fn measure(
                 && e.number("term") == Some(new_term)
                 && match e.message.as_str() {
                     "became leader" => *id == winner,
-                    "following leader" => e.number("leader") == Some(winner),
+                    // A follower that already named the winner (from an earlier term,
+                    // or a heartbeat that moved it to the new term directly) logs no
+                    // "following leader"; its "became follower" carries the leader.
+                    "following leader" | "became follower" => e.number("leader") == Some(winner),
                     _ => false,
                 }
         });
