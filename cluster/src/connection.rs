@@ -53,7 +53,8 @@ struct Direct {
     half: Option<Arc<OwnedWriteHalf>>,
     /// The writer is parked and its queue empty.
     idle: bool,
-    /// When a frame was last offered.
+    /// When a frame was last offered while the writer was idle, or when the writer
+    /// last parked, whichever is later.
     last_offer: Instant,
 }
 
@@ -109,6 +110,12 @@ impl DirectGuard<'_> {
     /// must be queued at once to stay next in line.
     pub(crate) fn offer(&mut self, frame: Bytes, queue: &mpsc::Sender<Bytes>) -> Offered {
         let direct = &mut *self.0;
+        if !direct.idle || direct.half.is_none() {
+            return Offered::NotTaken(frame);
+        }
+
+        // Read the clock only here, not for frames queued while the writer is busy:
+        // the writer stamps the time when it parks, which stands for those.
         let now = Instant::now();
         let pause = now.saturating_duration_since(direct.last_offer);
         direct.last_offer = now;
@@ -116,7 +123,7 @@ impl DirectGuard<'_> {
             return Offered::NotTaken(frame);
         }
 
-        let Some(half) = direct.half.as_ref().filter(|_| direct.idle) else {
+        let Some(half) = &direct.half else {
             return Offered::NotTaken(frame);
         };
         let Ok(permit) = queue.try_reserve() else {
@@ -341,6 +348,7 @@ async fn write_queued(
             let mut state = direct.lock();
             if queue.is_empty() {
                 state.idle = true;
+                state.last_offer = Instant::now();
             }
         }
 
