@@ -30,6 +30,13 @@
 //! `SO_REUSEADDR`, so a server closed and started again gets its port back at once.
 //! Every connection sets `TCP_NODELAY`.
 //!
+//! Each peer's outbound connection has a writer task that drains the peer's queue in
+//! batches. When that writer is idle with nothing queued and the previous send was at
+//! least 2 µs ago, `send` writes the frame to the socket itself with a non-blocking
+//! write, sparing the hand-off to the writer on a request/reply round trip; whatever
+//! the socket does not take at once is queued ahead of anything else, so per-peer order
+//! holds either way. A burst of sends goes through the queue and is batched.
+//!
 //! # Frame layout
 //!
 //! Every frame is a big-endian `u32` payload length followed by the payload:
