@@ -24,6 +24,7 @@ mod schedule;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -242,13 +243,37 @@ fn apply(cluster: &mut Cluster, action: Action, up: &mut UpIntervals) {
 
     match action {
         Action::Kill(_) => cluster.kill(id),
-        Action::Restart(_) => cluster.restart(id),
+        Action::Restart(_) => restart(cluster, id),
         Action::Pause(_) => cluster.pause(id),
         Action::Resume(_) => cluster.resume(id),
     }
 
     if !action.is_fault() {
         intervals.push((now_ms(), None));
+    }
+}
+
+/// How often a restart whose process could not even be spawned is tried again.
+const SPAWN_ATTEMPTS: u32 = 10;
+
+/// Restarts server `id`. A build that touches `raft-node` in the same target directory
+/// (even one with nothing to do) links the binary anew, leaving a moment where it is
+/// missing; a start that could not spawn the process is tried again a second later.
+/// Any other failure (a server that exits at start or never answers) panics at once.
+fn restart(cluster: &mut Cluster, id: u64) {
+    for attempt in 1..=SPAWN_ATTEMPTS {
+        let started = panic::catch_unwind(AssertUnwindSafe(|| cluster.restart(id)));
+        let Err(payload) = started else {
+            return;
+        };
+        let message = payload.downcast_ref::<String>().map_or("", String::as_str);
+        let spawn_failed = message.starts_with(&format!("cannot start server {id}:"));
+        if !spawn_failed || attempt == SPAWN_ATTEMPTS {
+            panic::resume_unwind(payload);
+        }
+        eprintln!("chaos: {message}; trying again");
+        // Waiting for the binary to be linked again; nothing to observe it by.
+        thread::sleep(Duration::from_secs(1));
     }
 }
 
