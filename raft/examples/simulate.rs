@@ -158,4 +158,6 @@ fn add(total: &mut SimStats, run: &SimStats) {
     total.crashes_after_persist += run.crashes_after_persist;
     total.restarts += run.restarts;
     total.elections_won += run.elections_won;
+    total.hints_acted_on += run.hints_acted_on;
+    total.transfers_started += run.transfers_started;
 }

@@ -897,10 +897,21 @@ impl Node {
 
     fn grant_vote(&mut self, from: NodeId, request: VoteRequest, out: &mut Output) {
         let pre_vote = request.pre_vote;
+
+        // A hinted follower that endorses another survivor stands back: it returns to
+        // ordinary timeouts, so that the followers of a dead leader do not keep racing
+        // each other every few ticks. Only servers already campaigning keep the short
+        // retries. (A pre-vote grant otherwise changes nothing, thesis §9.6.)
+        let stand_back = self.hinted && self.role == Role::Follower;
+        if stand_back {
+            self.hinted = false;
+        }
         if !pre_vote {
             // The vote is recorded here and persisted by `finish` in the same Output as
             // the response: the driver writes it to disk before answering (§5.2).
             self.voted_for = Some(from);
+        }
+        if !pre_vote || stand_back {
             self.reset_election_timer();
         }
 
