@@ -20,6 +20,11 @@
 //!   more than the limit is refused before anything is reserved for it, so no frame
 //!   makes the decoder reserve more than `max_frame_size` bytes for strings and byte
 //!   buffers;
+//! - sequences and maps, a plain `Vec<u8>` included (serde treats it as a sequence),
+//!   are not covered by that: serde reserves room from the length they claim, capped
+//!   at 1 MiB per container, before bincode's limit sees their elements. The decode
+//!   then fails and the room is freed, but with a maximum frame size below 1 MiB a
+//!   frame can briefly make the decoder reserve up to 1 MiB per nested container;
 //! - a `Vec<u8>` or `String` message decodes to its length plus 16, so the largest
 //!   that passes is the limit minus 16 (4080 bytes for a 4096-byte maximum);
 //! - [`encode_frame`] counts the same way and refuses what the receiver would refuse

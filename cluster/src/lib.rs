@@ -62,9 +62,9 @@
 //! varint, 16 for a `u128`, the bytes of every string and byte buffer. A message whose
 //! decoded size so counted exceeds the limit is refused as malformed, even when its
 //! frame is within the maximum; a string or byte buffer claiming more than the limit
-//! is refused before anything is reserved for it. For a `Vec<u8>` or `String` message
-//! the decoded size is its length plus 16, so the largest that passes is the limit
-//! minus 16 bytes. [`encode_frame`], and so every send, applies the same count and
+//! is refused before anything is reserved for it (for sequences and maps see the known
+//! limitations). For a `Vec<u8>` or `String` message the decoded size is its length
+//! plus 16, so the largest that passes is the limit minus 16 bytes. [`encode_frame`], and so every send, applies the same count and
 //! refuses such a message with [`SendError::DecodedTooLarge`], so a sender never emits
 //! a frame its receivers (configured with the same maximum) would refuse.
 //!
@@ -175,6 +175,10 @@
 //!   not a power of two, up to half of it is unusable. Messages of many small integers
 //!   reach the limit before their frame reaches the maximum, since bincode counts 8
 //!   bytes per `u64`.
+//! - A sequence or map in a payload (a plain `Vec<u8>` included) can make serde reserve
+//!   room from the length it claims, up to 1 MiB per container, before the decode
+//!   limit refuses it; below a 1 MiB maximum frame size that briefly exceeds the frame
+//!   limit. Strings and byte buffers (`serde_bytes`) are bounded by the decode limit.
 
 mod backoff;
 mod codec;
