@@ -23,7 +23,12 @@
 //! - **Crashes**: [`Action::Crash`] stops a server between two steps;
 //!   [`Action::CrashAfterPersist`] makes it die right after its next write to disk, so
 //!   that output's messages are never sent. [`Action::Restart`] boots a new core from
-//!   the disk.
+//!   the disk. Every crash also hands each running server a crash hint about the dead
+//!   one after a message delay, as its closed connection would
+//!   ([`Node::leader_unreachable`](crate::Node::leader_unreachable)).
+//! - **Fail-over inputs**: [`Action::ConnectionLost`] delivers a crash hint by hand (a
+//!   false one when the peer lives) and [`Action::TransferLeadership`] asks the leader
+//!   to hand over (thesis §3.10).
 //! - **Driver contract**: each output is handled as a real driver must: persist, then
 //!   send, then report events.
 //!
