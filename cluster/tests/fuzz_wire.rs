@@ -197,7 +197,8 @@ fn feed<M: DeserializeOwned>(bytes: &[u8], cuts: &[usize], max_frame: usize) -> 
             };
             assert!(payload.len() + 4 <= max_frame);
 
-            let (message, largest, peak) = measure(|| decode_payload::<M>(&payload, max_frame));
+            let decode = || decode_payload::<M>(&payload, max_frame);
+            let (message, largest, peak) = measure(decode);
             assert!(
                 largest <= largest_allowed(max_frame),
                 "decoding {} bytes allocated {largest} at once (max frame {max_frame})",

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::logs::LogEvent;
 
 /// When each server was up (running and not paused), as half-open intervals of
@@ -85,9 +87,9 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 }
 
 /// The ids listed in the `votes` field of "became leader" (`"[1, 2]"` or an array).
-fn ids_in(field: &serde_json::Value) -> BTreeSet<u64> {
+fn ids_in(field: &Value) -> BTreeSet<u64> {
     match field {
-        serde_json::Value::Array(ids) => ids.iter().filter_map(serde_json::Value::as_u64).collect(),
+        Value::Array(ids) => ids.iter().filter_map(Value::as_u64).collect(),
         other => other
             .as_str()
             .unwrap_or_default()
@@ -118,7 +120,7 @@ pub(crate) fn check_safety(logs: &BTreeMap<u64, Vec<LogEvent>>, analysis: &mut A
                     leaders.entry(term).or_default().insert(id);
                     let voters = ids_in(&event.fields["votes"]);
                     if voters.len() < majority || !voters.contains(&id) {
-                        let problem = format!("server {id} led term {term} with votes {voters:?}");
+                        let problem = format!("server {id} led term {term}: votes {voters:?}");
                         analysis.violations.push(problem);
                     }
                 }
@@ -126,9 +128,10 @@ pub(crate) fn check_safety(logs: &BTreeMap<u64, Vec<LogEvent>>, analysis: &mut A
                     let candidate = event.number("candidate").unwrap_or_default();
                     let first = *votes.entry(term).or_insert(candidate);
                     if first != candidate {
-                        let problem =
-                            format!("server {id} voted for {first} and {candidate} in term {term}");
-                        analysis.violations.push(problem);
+                        let problem = format!("server {id} voted for {first} and {candidate}");
+                        analysis
+                            .violations
+                            .push(format!("{problem} in term {term}"));
                     }
                 }
                 message if message.contains("from another leader of this term") => {

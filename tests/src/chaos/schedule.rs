@@ -11,9 +11,9 @@ use rand_chacha::ChaCha8Rng;
 ///
 /// Partitions (netns or iptables) and leadership hand-overs are not here yet. Each
 /// would be one more pair of variants (apply and undo, such as `Cut { from, to }` and
-/// `Heal`), drawn in [`Schedule::generate`] next to the others and carried out in
-/// `run::apply`; the log analysis needs no change as long as a partitioned server is
-/// recorded as down.
+/// `Heal`), drawn in [`Schedule::generate`] next to the others and carried out by
+/// `apply` in `chaos/mod.rs`; the log analysis needs no change as long as a
+/// partitioned server is recorded as down.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// SIGKILL, as a crash would.
@@ -30,7 +30,8 @@ impl Action {
     /// The server the action concerns.
     pub fn server(self) -> u64 {
         match self {
-            Action::Kill(id) | Action::Restart(id) | Action::Pause(id) | Action::Resume(id) => id,
+            Action::Kill(id) | Action::Restart(id) => id,
+            Action::Pause(id) | Action::Resume(id) => id,
         }
     }
 
@@ -100,8 +101,8 @@ impl Schedule {
                 break;
             }
 
-            let down: Vec<usize> = (0..state.len()).filter(|&i| state[i] != Down::Up).collect();
-            let up: Vec<usize> = (0..state.len()).filter(|&i| state[i] == Down::Up).collect();
+            let (up, down): (Vec<usize>, Vec<usize>) =
+                (0..state.len()).partition(|&i| state[i] == Down::Up);
             let limit = if rng.random_bool(MAJORITY_LOSS_CHANCE) {
                 minority + 1
             } else {
