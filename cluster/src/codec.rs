@@ -21,10 +21,23 @@
 //!   makes the decoder reserve more than `max_frame_size` bytes for strings and byte
 //!   buffers;
 //! - sequences and maps, a plain `Vec<u8>` included (serde treats it as a sequence),
-//!   are not covered by that: serde reserves room from the length they claim, capped
-//!   at 1 MiB per container, before bincode's limit sees their elements. The decode
-//!   then fails and the room is freed, but with a maximum frame size below 1 MiB a
-//!   frame can briefly make the decoder reserve up to 1 MiB per nested container;
+//!   are reserved nothing from the length they claim: the payload is decoded through a
+//!   wrapper ([`capped`]) that hides that length from serde's visitors, so a container
+//!   starts empty and grows only as its elements are decoded and charged. A `Vec`
+//!   doubles, so its buffer is at most twice the in-memory size of the elements
+//!   decoded into it, or its first allocation (8 bytes for a `Vec<u8>`, 4 elements up
+//!   to 1 KiB each, else 1); other containers follow their own growth (a hash map, with
+//!   its 7/8 load factor, up to about 2.5 times its entries). When the in-memory size of the
+//!   elements is what bincode charges for them (integers, bools, floats, and tuples and
+//!   arrays of them without padding), the vectors of one message together hold at most
+//!   twice the limit plus their first allocations, and one of `u8`, `u64` or any other
+//!   power-of-two size, growing in powers of two, never exceeds the limit itself;
+//! - types whose values occupy more memory than bincode charges for them (boxes,
+//!   nested vectors and strings at 24 bytes each, enums with large variants) can make
+//!   a message, even a valid one, occupy more than the limit in proportion: that is a
+//!   property of the message type. Elements that take no bytes on the wire and are
+//!   charged nothing (`()`, `Box<()>`) are bounded only by the length claimed, so a
+//!   message type should not contain sequences of them;
 //! - a `Vec<u8>` or `String` message decodes to its length plus 16, so the largest
 //!   that passes is the limit minus 16 (4080 bytes for a 4096-byte maximum);
 //! - [`encode_frame`] counts the same way and refuses what the receiver would refuse
@@ -32,6 +45,7 @@
 //!   are configured with the same maximum.
 
 use std::io;
+use std::marker::PhantomData;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -40,7 +54,10 @@ use tokio_util::codec::Decoder;
 
 use crate::error::{FrameError, SendError};
 
+mod capped;
 mod count;
+
+use capped::CappedSeed;
 
 /// Bytes taken by the big-endian `u32` length prefix of every frame.
 pub(crate) const HEADER_LEN: usize = 4;
@@ -121,8 +138,9 @@ pub fn encode_frame<M: Serialize>(
 /// [`decode_limit`]). The whole payload must be consumed: trailing bytes are an error.
 ///
 /// A payload whose decoded size, as bincode counts it, exceeds the limit is
-/// [`FrameError::Malformed`], and no string, byte buffer or sequence is reserved beyond
-/// the limit whatever length the payload claims.
+/// [`FrameError::Malformed`]. No string or byte buffer is reserved beyond the limit, and
+/// no sequence or map is reserved anything, whatever length the payload claims (see the
+/// module docs for the bound on what they grow to).
 pub fn decode_payload<M: DeserializeOwned>(
     payload: &[u8],
     max_frame_size: usize,
@@ -155,17 +173,21 @@ fn limit_bits(max_frame_size: usize) -> u32 {
 /// 64 MiB, the largest maximum frame size `Config::validate` accepts.
 const LARGEST_BUCKET_BITS: u32 = 26;
 
-/// Every power-of-two limit from 1 byte to 64 MiB, chosen at run time.
+/// Every power-of-two limit from 1 byte to 64 MiB, chosen at run time. The value is
+/// decoded through [`capped`], so no sequence or map is reserved room from its claimed
+/// length.
 macro_rules! decode_in_bucket {
     ($payload:expr, $bits:expr, $($k:literal)*) => {
         match $bits {
-            $( $k => bincode::serde::decode_from_slice(
+            $( $k => bincode::serde::seed_decode_from_slice(
+                CappedSeed(PhantomData),
                 $payload,
                 bincode_config().with_limit::<{ 1usize << $k }>(),
             ), )*
             // limit_bits never exceeds LARGEST_BUCKET_BITS; a smaller limit than asked
             // for is the safe side should that ever change.
-            _ => bincode::serde::decode_from_slice(
+            _ => bincode::serde::seed_decode_from_slice(
+                CappedSeed(PhantomData),
                 $payload,
                 bincode_config().with_limit::<{ 1usize << LARGEST_BUCKET_BITS }>(),
             ),

@@ -62,11 +62,18 @@
 //! varint, 16 for a `u128`, the bytes of every string and byte buffer. A message whose
 //! decoded size so counted exceeds the limit is refused as malformed, even when its
 //! frame is within the maximum; a string or byte buffer claiming more than the limit
-//! is refused before anything is reserved for it (for sequences and maps see the known
-//! limitations). For a `Vec<u8>` or `String` message the decoded size is its length
-//! plus 16, so the largest that passes is the limit minus 16 bytes. [`encode_frame`], and so every send, applies the same count and
-//! refuses such a message with [`SendError::DecodedTooLarge`], so a sender never emits
-//! a frame its receivers (configured with the same maximum) would refuse.
+//! is refused before anything is reserved for it. A sequence or map (a plain `Vec<u8>`
+//! included) is reserved nothing from the length it claims: it grows only as its
+//! elements are decoded and charged, a `Vec` by doubling, so its buffer is at most
+//! twice what its decoded elements occupy; for vectors of integers, whose in-memory
+//! size is what bincode charges, that is at most twice the limit for all of a message's
+//! vectors together, and a vector of `u8` or `u64` never exceeds the limit itself (see
+//! the known limitations for types that occupy more than they are charged). For a
+//! `Vec<u8>` or `String` message the decoded size is its length plus 16, so the
+//! largest that passes is the limit minus 16 bytes. [`encode_frame`], and so every
+//! send, applies the same count and refuses such a message with
+//! [`SendError::DecodedTooLarge`], so a sender never emits a frame its receivers
+//! (configured with the same maximum) would refuse.
 //!
 //! Malformed input closes that one connection with a warning; the server and its other
 //! connections carry on.
@@ -175,10 +182,17 @@
 //!   not a power of two, up to half of it is unusable. Messages of many small integers
 //!   reach the limit before their frame reaches the maximum, since bincode counts 8
 //!   bytes per `u64`.
-//! - A sequence or map in a payload (a plain `Vec<u8>` included) can make serde reserve
-//!   room from the length it claims, up to 1 MiB per container, before the decode
-//!   limit refuses it; below a 1 MiB maximum frame size that briefly exceeds the frame
-//!   limit. Strings and byte buffers (`serde_bytes`) are bounded by the decode limit.
+//! - The decode limit bounds what bincode charges, not what the decoded message
+//!   occupies: boxes, nested vectors and strings (24 bytes each for a charge of 8) and
+//!   enums with large variants occupy more than they are charged, so a message of such
+//!   a type can occupy a multiple of the limit. Sequences of elements that take no
+//!   bytes on the wire (`()`, `Box<()>`) are bounded only by the length they claim.
+//!   Sequences start empty rather than at their claimed length, so a 64-byte `Vec<u8>`
+//!   takes four allocations (8, 16, 32, 64 bytes) instead of one.
+//! - Decoding recurses once per level of nesting and does not limit the depth, so a
+//!   recursive message type (an enum holding `Option<Box<Self>>`) lets a frame nest as
+//!   deep as its size allows: 300,000 bytes under a 1 MiB maximum overflow the stack
+//!   and abort the process. Message types should not be recursive.
 
 mod backoff;
 mod codec;

@@ -6,9 +6,10 @@
 //!
 //! Any bytes, cut into any chunks, fed to `FrameDecoder` and each frame to
 //! `decode_payload` for representative message types, must give valid messages or a
-//! clean error: never a panic, and never an allocation above the maximum frame size
-//! plus [`SLACK`] while decoding. A counting global allocator measures the largest
-//! single allocation and the peak of live bytes on the decoding thread.
+//! clean error: never a panic, never a single allocation above the decode limit (at most
+//! the maximum frame size) and never more than twice the decode limit live, each plus
+//! [`SLACK`], while decoding. A counting global allocator measures the largest single
+//! allocation and the peak of live bytes on the decoding thread.
 //!
 //! `cargo test` runs a few thousand cases; the long run is
 //! `PROPTEST_CASES=10000000 cargo test --release -p cluster --test fuzz_wire`.
@@ -32,25 +33,23 @@ use tokio_util::codec::Decoder;
 /// shared header `Bytes` creates when a frame is split off the buffer.
 const SLACK: usize = 256;
 
-/// Known gap (found by this test; the first inputs are in
-/// `proptest-regressions/fuzz_wire.txt`): a sequence (`Vec<T>`, including `Vec<u8>`
-/// through serde) is reserved up front for the length it claims, capped by serde at
-/// 1 MiB, before bincode's limit sees its elements. So a frame of a few bytes can make
-/// the decoder reserve up to 1 MiB, whatever the maximum frame size. Until the codec
-/// caps that reservation, the properties bound each allocation by the larger of the
-/// two, and [`a_claimed_sequence_length_reserves_at_most_the_frame_limit`] (ignored)
-/// states the intended bound.
-const SERDE_PREALLOCATION_CAP: usize = 1024 * 1024;
-
-/// The largest single allocation decoding may make today.
+/// What the codec guarantees (see the crate docs on the decode limit): no sequence or map is
+/// reserved room from the length it claims; it grows, by doubling, as its elements are
+/// decoded and charged against the decode limit. Vectors of `u8` and `u64`, the only
+/// sequences in the fuzzed types, are charged their in-memory size and grow in powers of
+/// two from 8 and 32 bytes, so none can outgrow the (power-of-two) decode limit, itself
+/// at most the maximum frame size. This bound was 1 MiB until the codec capped the size
+/// hint (the first failing inputs are in `proptest-regressions/fuzz_wire.txt`).
 fn largest_allowed(max_frame: usize) -> usize {
-    max_frame.max(SERDE_PREALLOCATION_CAP) + SLACK
+    decode_limit(max_frame) + SLACK
 }
 
-/// The most decoding may hold at once today: what was decoded so far (within the frame
-/// limit) and one sequence reserved for its claimed length.
+/// The most decoding may hold at once: each vector at most twice what its decoded
+/// elements were charged, strings what they were charged, and all those charges within
+/// the decode limit. (`Kind::Nested` boxes occupy several times their charge of 5, but
+/// the inputs here nest them only a few levels deep, within [`SLACK`].)
 fn peak_allowed(max_frame: usize) -> usize {
-    max_frame + SERDE_PREALLOCATION_CAP + SLACK
+    2 * decode_limit(max_frame) + SLACK
 }
 
 thread_local! {
@@ -392,16 +391,39 @@ fn a_claimed_string_length_reserves_at_most_the_decode_limit() {
     assert!(largest <= max_frame, "allocated {largest}");
 }
 
-/// The intended bound, not met yet (see [`SERDE_PREALLOCATION_CAP`]): a sequence
-/// claiming 2^40 elements in a 13-byte payload must be refused without reserving more
-/// than the frame limit. Today serde reserves 1 MiB for it first.
+/// A sequence claiming 2^40 elements in an 11-byte payload is refused without
+/// reserving room for them: only the one element present is decoded and stored.
 #[test]
-#[ignore = "known gap: the codec lets serde reserve up to 1 MiB for a claimed sequence length"]
 fn a_claimed_sequence_length_reserves_at_most_the_frame_limit() {
     let max_frame = 4096;
-    // id 0, then the varint marker 253 and a u64 length of 2^40.
+    // id 0, then the varint marker 253 and a u64 length of 2^40, then one element.
     let payload = [0u8, 253, 0, 0, 0, 0, 0, 1, 0, 0, 7];
-    let (result, largest, _) = measure(|| decode_payload::<Vec<u64>>(&payload, max_frame));
+    let (result, largest, peak) = measure(|| decode_payload::<Vec<u64>>(&payload, max_frame));
+    assert!(result.is_err());
+    assert!(largest <= max_frame + SLACK, "allocated {largest}");
+    assert!(peak <= peak_allowed(max_frame), "held {peak}");
+}
+
+/// The first input the fuzzer found: a byte vector claiming 4,353 bytes in an 11-byte
+/// payload under a 64-byte maximum reserves no more than the bytes it holds.
+#[test]
+fn a_claimed_byte_vector_length_reserves_at_most_the_frame_limit() {
+    let max_frame = 64;
+    // id 0, then the varint marker 251 and a u16 length of 4,353, then 7 bytes.
+    let payload = [0u8, 251, 1, 17, 0, 0, 0, 0, 0, 0, 0];
+    let (result, largest, _) = measure(|| decode_payload::<Vec<u8>>(&payload, max_frame));
+    assert!(result.is_err());
+    assert!(largest <= SLACK, "allocated {largest}");
+}
+
+/// Maps are covered too: a map claiming 2^40 entries reserves nothing for them.
+#[test]
+fn a_claimed_map_length_reserves_at_most_the_frame_limit() {
+    let max_frame = 4096;
+    // id 0, then the varint marker 253 and a u64 length of 2^40, then one entry.
+    let payload = [0u8, 253, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2];
+    let decode = || decode_payload::<std::collections::HashMap<u64, u64>>(&payload, max_frame);
+    let (result, largest, _) = measure(decode);
     assert!(result.is_err());
     assert!(largest <= max_frame + SLACK, "allocated {largest}");
 }
