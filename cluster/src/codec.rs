@@ -43,6 +43,22 @@
 //! - [`encode_frame`] counts the same way and refuses what the receiver would refuse
 //!   ([`SendError::DecodedTooLarge`]), so sender and receiver agree as long as they
 //!   are configured with the same maximum.
+//!
+//! # Nesting limit
+//!
+//! Serde decodes a nested value by recursing, so without a bound a recursive message
+//! type (an enum holding `Box<Self>`) would let a frame nest as deep as its size allows,
+//! and a few hundred kilobytes of it overflow the stack and abort the process. The
+//! decoder therefore refuses any value nested deeper than 128 levels as
+//! [`FrameError::Malformed`] ("nesting deeper than 128 levels"), before descending into
+//! it. The envelope `(message id, message)` is level 0 and the message level 1; each
+//! element of a sequence, tuple or array, each field of a struct or variant, each map
+//! key and value, the contents of a `Some`, of a newtype struct and of a newtype
+//! variant are one level deeper than what holds them. A `Box` is not a level, so each
+//! link of `enum K { A, B(Box<K>) }` takes one level (127 links pass) and each link of
+//! `Option<Box<K>>` two. 128 levels is ample for any sane message, and their recursion
+//! takes well under 256 KiB of stack even unoptimized. [`encode_frame`] does not check
+//! the depth: a message nested deeper is sent and then refused by its receiver.
 
 use std::io;
 use std::marker::PhantomData;
@@ -140,7 +156,8 @@ pub fn encode_frame<M: Serialize>(
 /// A payload whose decoded size, as bincode counts it, exceeds the limit is
 /// [`FrameError::Malformed`]. No string or byte buffer is reserved beyond the limit, and
 /// no sequence or map is reserved anything, whatever length the payload claims (see the
-/// module docs for the bound on what they grow to).
+/// module docs for the bound on what they grow to). A value nested deeper than 128
+/// levels is [`FrameError::Malformed`] too, so no payload can overflow the stack.
 pub fn decode_payload<M: DeserializeOwned>(
     payload: &[u8],
     max_frame_size: usize,
@@ -180,14 +197,14 @@ macro_rules! decode_in_bucket {
     ($payload:expr, $bits:expr, $($k:literal)*) => {
         match $bits {
             $( $k => bincode::serde::seed_decode_from_slice(
-                CappedSeed(PhantomData),
+                CappedSeed(PhantomData, 0),
                 $payload,
                 bincode_config().with_limit::<{ 1usize << $k }>(),
             ), )*
             // limit_bits never exceeds LARGEST_BUCKET_BITS; a smaller limit than asked
             // for is the safe side should that ever change.
             _ => bincode::serde::seed_decode_from_slice(
-                CappedSeed(PhantomData),
+                CappedSeed(PhantomData, 0),
                 $payload,
                 bincode_config().with_limit::<{ 1usize << LARGEST_BUCKET_BITS }>(),
             ),

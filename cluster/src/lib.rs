@@ -75,6 +75,13 @@
 //! [`SendError::DecodedTooLarge`], so a sender never emits a frame its receivers
 //! (configured with the same maximum) would refuse.
 //!
+//! Decoding recurses once per level of nesting, so it refuses as malformed any value
+//! nested deeper than 128 levels (the message itself is level 1; each element, field,
+//! map entry, `Some`, newtype and enum variant contents one level deeper than its
+//! container, a `Box` no level), before descending into it. A recursive message type
+//! (an enum holding `Box<Self>`) therefore cannot make a frame overflow the stack,
+//! whatever its size. 128 levels is ample for any sane message.
+//!
 //! Malformed input closes that one connection with a warning; the server and its other
 //! connections carry on.
 //!
@@ -189,10 +196,9 @@
 //!   bytes on the wire (`()`, `Box<()>`) are bounded only by the length they claim.
 //!   Sequences start empty rather than at their claimed length, so a 64-byte `Vec<u8>`
 //!   takes four allocations (8, 16, 32, 64 bytes) instead of one.
-//! - Decoding recurses once per level of nesting and does not limit the depth, so a
-//!   recursive message type (an enum holding `Option<Box<Self>>`) lets a frame nest as
-//!   deep as its size allows: 300,000 bytes under a 1 MiB maximum overflow the stack
-//!   and abort the process. Message types should not be recursive.
+//! - Sending does not check the nesting depth (see the decoding rules above), unlike
+//!   the decoded size: a message nested deeper than 128 levels is encoded and sent,
+//!   then refused as malformed by its receiver, which closes the connection.
 
 mod backoff;
 mod codec;

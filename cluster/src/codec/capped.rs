@@ -6,46 +6,78 @@
 //! decode limit can refuse anything. A hostile frame of a few bytes claiming 2^40
 //! elements would reserve that 1 MiB whatever the maximum frame size.
 //!
-//! The wrapper below forwards every call unchanged except one: every sequence and map
-//! access it hands to a visitor, at any depth, reports no size hint. Serde's visitors
-//! then start empty and grow as elements are actually decoded, each of which bincode
-//! has already charged against its limit. The element type is unknown when the hint is
-//! read (serde multiplies the hint by its size afterwards), so no non-zero hint would
-//! bound the reservation for every element type; none is the one that does.
+//! The wrapper below forwards every call unchanged except in two ways. First, every
+//! sequence and map access it hands to a visitor, at any depth, reports no size hint.
+//! Serde's visitors then start empty and grow as elements are actually decoded, each
+//! of which bincode has already charged against its limit. The element type is unknown
+//! when the hint is read (serde multiplies the hint by its size afterwards), so no
+//! non-zero hint would bound the reservation for every element type; none is the one
+//! that does.
+//!
+//! Second, the wrapper counts nesting. Serde decodes a nested value by recursing, so a
+//! recursive message type would let a frame nest as deep as its size allows and
+//! overflow the stack, aborting the process. Every wrapper carries the depth of the
+//! value it decodes: the outermost value at 0, each element, key, value, `Some`
+//! content, newtype content and enum variant content one deeper than its container (a
+//! variant's tag is part of its enum and a `Box` is transparent to serde, so neither is
+//! a level). A value deeper than [`MAX_NESTING`] is refused with an error instead of
+//! being descended into. The depth is a `u32` copied by value, so the count costs one
+//! comparison per value.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess};
 use serde::de::{VariantAccess, Visitor};
 
-/// A deserializer whose sequences and maps, at any depth, report no size hint.
-pub(super) struct Capped<D>(pub(super) D);
+/// Deepest a value may be nested, the outermost decoded value being at depth 0.
+///
+/// Far more than any sane message needs, and shallow enough that the recursion it
+/// allows takes well under 256 KiB of stack even unoptimized (the nesting tests decode
+/// on a thread of that size), against the 2 MiB of a tokio worker thread.
+pub(crate) const MAX_NESTING: u32 = 128;
 
-/// A visitor that wraps whatever it is handed so that nested values stay capped.
-struct CappedVisitor<V>(V);
+/// A deserializer whose sequences and maps, at any depth, report no size hint, for a
+/// value at the given depth.
+pub(super) struct Capped<D>(pub(super) D, pub(super) u32);
 
-/// A seed whose deserializer is wrapped, for elements, keys, values and variants.
-pub(super) struct CappedSeed<S>(pub(super) S);
+/// A visitor that wraps whatever it is handed so that nested values stay capped; the
+/// depth is that of the value it visits.
+struct CappedVisitor<V>(V, u32);
 
-/// A sequence access without a size hint.
-struct CappedSeq<A>(A);
+/// A seed whose deserializer is wrapped, for elements, keys, values and variants, with
+/// the depth of the value it decodes.
+pub(super) struct CappedSeed<S>(pub(super) S, pub(super) u32);
 
-/// A map access without a size hint.
-struct CappedMap<A>(A);
+/// A sequence access without a size hint; the depth is that of the sequence.
+struct CappedSeq<A>(A, u32);
 
-/// An enum access whose variant contents stay capped.
-struct CappedEnum<A>(A);
+/// A map access without a size hint; the depth is that of the map.
+struct CappedMap<A>(A, u32);
 
-/// A variant access whose contents stay capped.
-struct CappedVariant<A>(A);
+/// An enum access whose variant contents stay capped; the depth is that of the enum.
+struct CappedEnum<A>(A, u32);
+
+/// A variant access whose contents stay capped; the depth is that of the enum.
+struct CappedVariant<A>(A, u32);
 
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for CappedSeed<S> {
     type Value = S::Value;
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
-        self.0.deserialize(Capped(deserializer))
+        self.0.deserialize(Capped(deserializer, self.1))
     }
+}
+
+/// Refuses a value nested deeper than [`MAX_NESTING`], before anything recurses into it.
+#[inline]
+fn check_depth<E: de::Error>(depth: u32) -> Result<(), E> {
+    if depth > MAX_NESTING {
+        return Err(E::custom(format_args!(
+            "nesting deeper than {MAX_NESTING} levels"
+        )));
+    }
+    Ok(())
 }
 
 /// `Deserializer` methods that take only a visitor.
@@ -53,7 +85,8 @@ macro_rules! forward_deserialize {
     ($($method:ident)*) => {$(
         #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            self.0.$method(CappedVisitor(visitor))
+            check_depth(self.1)?;
+            self.0.$method(CappedVisitor(visitor, self.1))
         }
     )*};
 }
@@ -76,7 +109,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_unit_struct(name, CappedVisitor(visitor))
+        check_depth(self.1)?;
+        self.0
+            .deserialize_unit_struct(name, CappedVisitor(visitor, self.1))
     }
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
@@ -84,8 +119,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
+        check_depth(self.1)?;
         self.0
-            .deserialize_newtype_struct(name, CappedVisitor(visitor))
+            .deserialize_newtype_struct(name, CappedVisitor(visitor, self.1))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(
@@ -93,7 +129,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        self.0.deserialize_tuple(len, CappedVisitor(visitor))
+        check_depth(self.1)?;
+        self.0
+            .deserialize_tuple(len, CappedVisitor(visitor, self.1))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -102,8 +140,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
+        check_depth(self.1)?;
         self.0
-            .deserialize_tuple_struct(name, len, CappedVisitor(visitor))
+            .deserialize_tuple_struct(name, len, CappedVisitor(visitor, self.1))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -112,8 +151,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
+        check_depth(self.1)?;
         self.0
-            .deserialize_struct(name, fields, CappedVisitor(visitor))
+            .deserialize_struct(name, fields, CappedVisitor(visitor, self.1))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -122,8 +162,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Capped<D> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
+        check_depth(self.1)?;
         self.0
-            .deserialize_enum(name, variants, CappedVisitor(visitor))
+            .deserialize_enum(name, variants, CappedVisitor(visitor, self.1))
     }
 
     fn is_human_readable(&self) -> bool {
@@ -166,27 +207,28 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for CappedVisitor<V> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
-        self.0.visit_some(Capped(deserializer))
+        self.0.visit_some(Capped(deserializer, self.1 + 1))
     }
 
     fn visit_newtype_struct<D: Deserializer<'de>>(
         self,
         deserializer: D,
     ) -> Result<V::Value, D::Error> {
-        self.0.visit_newtype_struct(Capped(deserializer))
+        self.0
+            .visit_newtype_struct(Capped(deserializer, self.1 + 1))
     }
 
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        self.0.visit_seq(CappedSeq(seq))
+        self.0.visit_seq(CappedSeq(seq, self.1))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        self.0.visit_map(CappedMap(map))
+        self.0.visit_map(CappedMap(map, self.1))
     }
 
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
-        self.0.visit_enum(CappedEnum(data))
+        self.0.visit_enum(CappedEnum(data, self.1))
     }
 }
 
@@ -198,7 +240,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for CappedSeq<A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        self.0.next_element_seed(CappedSeed(seed))
+        self.0.next_element_seed(CappedSeed(seed, self.1 + 1))
     }
 
     /// None, whatever the length claimed: see the module docs.
@@ -215,11 +257,11 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for CappedMap<A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        self.0.next_key_seed(CappedSeed(seed))
+        self.0.next_key_seed(CappedSeed(seed, self.1 + 1))
     }
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
-        self.0.next_value_seed(CappedSeed(seed))
+        self.0.next_value_seed(CappedSeed(seed, self.1 + 1))
     }
 
     /// None, whatever the length claimed: see the module docs.
@@ -236,8 +278,10 @@ impl<'de, A: EnumAccess<'de>> EnumAccess<'de> for CappedEnum<A> {
         self,
         seed: T,
     ) -> Result<(T::Value, Self::Variant), A::Error> {
-        let (tag, variant) = self.0.variant_seed(CappedSeed(seed))?;
-        Ok((tag, CappedVariant(variant)))
+        // The tag is part of the enum rather than a value inside it, so it is at the
+        // enum's depth: the innermost enum of a maximal chain must be able to read it.
+        let (tag, variant) = self.0.variant_seed(CappedSeed(seed, self.1))?;
+        Ok((tag, CappedVariant(variant, self.1)))
     }
 }
 
@@ -249,11 +293,13 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for CappedVariant<A> {
     }
 
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        self.0.newtype_variant_seed(CappedSeed(seed))
+        self.0.newtype_variant_seed(CappedSeed(seed, self.1 + 1))
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        self.0.tuple_variant(len, CappedVisitor(visitor))
+        // The visitor sees the variant as a sequence at the enum's depth, whose fields
+        // are then one deeper, like a newtype variant's contents.
+        self.0.tuple_variant(len, CappedVisitor(visitor, self.1))
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -261,7 +307,8 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for CappedVariant<A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        self.0.struct_variant(fields, CappedVisitor(visitor))
+        self.0
+            .struct_variant(fields, CappedVisitor(visitor, self.1))
     }
 }
 
@@ -280,7 +327,7 @@ mod tests {
     {
         let config = bincode::config::standard();
         let bytes = bincode::serde::encode_to_vec(value, config).expect("encodes");
-        let seed = CappedSeed(PhantomData::<T>);
+        let seed = CappedSeed(PhantomData::<T>, 0);
         let (back, used) =
             bincode::serde::seed_decode_from_slice(seed, &bytes, config).expect("decodes");
         assert_eq!(used, bytes.len());
