@@ -463,7 +463,7 @@ impl Node {
     }
 
     fn send(&self, to: NodeId, message: Message, out: &mut Output) {
-        trace!(node = self.config.id, to, ?message, "sending");
+        trace!(node = self.config.id, to, payload = ?message, "sending");
         out.messages.push(Outbound { to, message });
     }
 
