@@ -195,7 +195,9 @@
 //!   a type can occupy a multiple of the limit. Sequences of elements that take no
 //!   bytes on the wire (`()`, `Box<()>`) are bounded only by the length they claim.
 //!   Sequences start empty rather than at their claimed length, so a 64-byte `Vec<u8>`
-//!   takes four allocations (8, 16, 32, 64 bytes) instead of one.
+//!   takes four allocations (8, 16, 32, 64 bytes) instead of one. Carry byte
+//!   payloads as `bytes::Bytes` (with its `serde` feature) or another type that serde
+//!   encodes as bytes: those decode in one allocation, checked against the limit first.
 //! - Sending does not check the nesting depth (see the decoding rules above), unlike
 //!   the decoded size: a message nested deeper than 128 levels is encoded and sent,
 //!   then refused as malformed by its receiver, which closes the connection.
