@@ -8,7 +8,10 @@ use crate::message::NodeId;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum TransferError {
     /// Only the leader can hand leadership over; `leader` is the one this server knows.
-    #[error("not the leader (the leader is {})", leader.map_or("unknown".into(), |l| l.to_string()))]
+    #[error(
+        "not the leader (the leader is {})",
+        leader.map_or("unknown".into(), |l| l.to_string())
+    )]
     NotLeader {
         /// The leader this server knows of, if any.
         leader: Option<NodeId>,

@@ -6,7 +6,8 @@
 //! Memory: `VmRSS` of `/proc/<pid>/status` at the end. Messages: a second cluster of
 //! the same shape runs with `RUST_LOG=info,raft=trace`, where the core logs each
 //! outgoing message as "sending" (heartbeats and their responses included); its lines
-//! with timestamps inside the window are counted. Tracing costs CPU, so the CPU figures come from the first cluster only.
+//! with timestamps inside the window are counted. Tracing costs CPU, so the CPU
+//! figures come from the first cluster only.
 
 use std::path::Path;
 use std::process::Command;
