@@ -44,7 +44,6 @@ mod history;
 mod logs;
 mod ports;
 mod process;
-mod state_file;
 mod status;
 
 pub use binary::raft_node_binary;
@@ -53,7 +52,6 @@ pub use history::{History, Poller, MAX_LEADERLESS};
 pub use logs::{leaders_in_log, read_log, LogEvent};
 pub use ports::free_ports;
 pub use process::{run_to_exit, Finished};
-pub use state_file::{decode_state, encode_state};
 pub use status::{Observation, StatusRow};
 pub mod bench;
 pub mod chaos;

@@ -1,8 +1,7 @@
 //! A server restarted with a far higher term on disk than the cluster's.
 
-use tests::{
-    agreed_leader, decode_state, encode_state, read_log, Cluster, ClusterSpec, SETTLE_LIMIT,
-};
+use raft::{FileStorage, HardState, Storage};
+use tests::{agreed_leader, read_log, Cluster, ClusterSpec, SETTLE_LIMIT};
 
 /// How far above the cluster's term the restarted server's state is put.
 const JUMP: u64 = 50;
@@ -33,15 +32,21 @@ fn a_server_restarted_with_a_much_higher_term_pulls_the_cluster_up_safely() {
         .any(|event| event.message == "stopped" && event.number("node") == Some(follower));
     assert!(stopped, "server {follower} did not log its clean stop");
 
-    // The server's own file, read with the format the test writes: a check that the
-    // format is understood before it is relied on.
-    let state = cluster.state_file(follower);
-    let written = std::fs::read(&state).expect("the stopped server's state file");
-    let (saved_term, _) = decode_state(&written).expect("a valid state file");
+    // The server's own file, read and rewritten through the storage the server uses.
+    let mut storage = FileStorage::open(cluster.state_file(follower)).expect("state file");
+    let saved = storage
+        .load()
+        .expect("a valid state file")
+        .expect("a saved state");
+    let saved_term = saved.term;
     assert!(saved_term >= term, "saved term {saved_term} below {term}");
 
     let high = saved_term + JUMP;
-    std::fs::write(&state, encode_state(high, None)).expect("cannot write the state");
+    let inflated = HardState {
+        term: high,
+        voted_for: None,
+    };
+    storage.save(&inflated).expect("cannot write the state");
     cluster.restart(follower);
 
     let banner_file = cluster.dir().join(format!("server-{follower}.out"));
