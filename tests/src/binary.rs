@@ -16,12 +16,17 @@ pub fn raft_node_binary() -> &'static Path {
 }
 
 fn build() -> PathBuf {
-    let test_exe = std::env::current_exe().expect("the test executable has a path");
-    // <target-dir>/<profile>/deps/<test executable>
-    let profile_dir = test_exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in <target-dir>/<profile>/deps");
+    let exe = std::env::current_exe().expect("the executable has a path");
+    // Tests run from <target-dir>/<profile>/deps/, binaries (chaos, failover) from
+    // <target-dir>/<profile>/.
+    let exe_dir = exe.parent().expect("the executable lives in a directory");
+    let profile_dir = if exe_dir.file_name().is_some_and(|name| name == "deps") {
+        exe_dir
+            .parent()
+            .expect("deps/ lives in <target-dir>/<profile>")
+    } else {
+        exe_dir
+    };
     let profile = profile_dir
         .file_name()
         .and_then(|name| name.to_str())

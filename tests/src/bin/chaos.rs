@@ -6,9 +6,8 @@
 //! cargo run --release -p tests --bin chaos -- --servers 5 --duration 30m --seed 1
 //! ```
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, ValueEnum};
@@ -62,35 +61,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-/// `tests::raft_node_binary` finds `raft-node` from an executable in
-/// `<target>/<profile>/deps/`, where Cargo puts tests. A binary target runs from
-/// `<target>/<profile>/` instead, so this one runs a copy of itself placed in `deps/`.
-/// Returns only when it already runs from there.
-fn run_from_deps() -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|error| format!("own path: {error}"))?;
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    if dir.file_name().is_some_and(|name| name == "deps") {
-        return Ok(());
-    }
-
-    let copy = dir.join("deps").join("chaos-runner");
-    std::fs::copy(&exe, &copy).map_err(|error| {
-        format!(
-            "cannot copy {} to {}: {error}",
-            exe.display(),
-            copy.display()
-        )
-    })?;
-    let error = Command::new(&copy).args(std::env::args_os().skip(1)).exec();
-    Err(format!("cannot run {}: {error}", copy.display()))
-}
-
 fn main() -> ExitCode {
-    if let Err(error) = run_from_deps() {
-        eprintln!("chaos: {error}");
-        return ExitCode::FAILURE;
-    }
-
     let args = Args::parse();
     let seed = args.seed.unwrap_or_else(|| {
         SystemTime::now()

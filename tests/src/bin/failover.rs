@@ -11,12 +11,11 @@
 //! BENCHMARKS.md for what is measured and how.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use tests::bench::chart::{write_svg, Panel};
 use tests::bench::idle::{self, IdleCost};
@@ -310,37 +309,13 @@ fn idle_table(costs: &[IdleCost], seconds: u64) -> String {
     table
 }
 
-/// The raft-node binary: given, or the one of this program's profile, built first
-/// when cargo runs this program (a stale binary would measure old code).
+/// The raft-node binary: given, or the one of this program's profile, brought up to
+/// date first (a stale binary would measure old code).
 fn raft_node(args: &Args) -> anyhow::Result<PathBuf> {
-    if let Some(path) = &args.raft_node {
-        return Ok(path.clone());
+    match &args.raft_node {
+        Some(path) => Ok(path.clone()),
+        None => Ok(tests::raft_node_binary().to_path_buf()),
     }
-    // <target-dir>/<profile>/failover
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().context("this program has no directory")?;
-    let binary = profile_dir.join("raft-node");
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        let target_dir = profile_dir.parent().context("no target directory")?;
-        let mut command = Command::new(cargo);
-        command
-            .args(["build", "--quiet", "-p", "raft-node", "--target-dir"])
-            .arg(target_dir);
-        if profile_dir.ends_with("release") {
-            command.arg("--release");
-        }
-        let status = command.status()?;
-        if !status.success() {
-            bail!("{command:?} failed: {status}");
-        }
-    }
-    if !binary.is_file() {
-        bail!(
-            "{} is missing: cargo build --release -p raft-node",
-            binary.display()
-        );
-    }
-    Ok(binary)
 }
 
 /// Writes `<stem>.md` (the table), `<stem>.json` (every trial) and `<stem>.svg`.
