@@ -30,7 +30,8 @@
 //! `raft-node` is a binary-only package, so this crate cannot depend on it, and Cargo
 //! only offers `CARGO_BIN_EXE_<name>` for binaries of the package under test. The tests
 //! therefore run the binary Cargo put next to themselves: a test executable lives in
-//! `<target-dir>/<profile>/deps/`, so `<target-dir>/<profile>/raft-node` is the
+//! `<target-dir>/<profile>/deps/` (the `chaos` and `failover` binaries in
+//! `<target-dir>/<profile>/` itself), so `<target-dir>/<profile>/raft-node` is the
 //! binary of the same profile, wherever `CARGO_TARGET_DIR` points. Before the first
 //! use in a test process, [`raft_node_binary`] runs `cargo build -p raft-node` once
 //! for that target directory and profile (guarded by a `OnceLock`, so parallel tests
