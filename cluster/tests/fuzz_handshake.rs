@@ -17,7 +17,7 @@ mod common;
 use std::time::Duration;
 
 use cluster::PROTOCOL_VERSION;
-use common::{note, Note};
+use common::{hello, note, Note};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, FileFailurePersistence, TestRunner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,18 +60,6 @@ fn expected_answer(bytes: &[u8]) -> Option<u8> {
     } else {
         0
     })
-}
-
-/// An introduction in the documented layout.
-fn hello(version: u16, name: &[u8], sender: u64) -> Vec<u8> {
-    let mut payload = b"CLST".to_vec();
-    payload.extend_from_slice(&version.to_be_bytes());
-    payload.extend_from_slice(&sender.to_be_bytes());
-    payload.push(name.len() as u8);
-    payload.extend_from_slice(name);
-    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-    frame.extend(payload);
-    frame
 }
 
 /// Garbage, introductions with random fields (some valid), and valid introductions

@@ -3,27 +3,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{encode_frame, Config, Server, PROTOCOL_VERSION};
-use common::{note, Note};
+use common::{capture_logs, hello, note, Note};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// An introduction frame: length, magic "CLST", version, sender id, name length, name.
-fn hello(version: u16, cluster: &str, sender: u64) -> Vec<u8> {
-    let mut payload = b"CLST".to_vec();
-    payload.extend_from_slice(&version.to_be_bytes());
-    payload.extend_from_slice(&sender.to_be_bytes());
-    payload.push(cluster.len() as u8);
-    payload.extend_from_slice(cluster.as_bytes());
-
-    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&payload);
-    frame
-}
 
 /// Sends `bytes` as an introduction and returns the status byte of the answer.
 async fn introduce(stream: &mut TcpStream, bytes: &[u8]) -> u8 {
@@ -47,38 +32,6 @@ async fn assert_closed(stream: &mut TcpStream) {
         matches!(read, Ok(0) | Err(_)),
         "connection still open: {read:?}"
     );
-}
-
-/// Log output captured from the current thread.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
-    }
-}
-
-fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
 }
 
 /// A wrong version, a wrong cluster name, an id not in the configuration, the

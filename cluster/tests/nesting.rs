@@ -8,6 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use cluster::{decode_payload, encode_frame, FrameError, Server, PROTOCOL_VERSION};
+use common::hello;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -115,18 +116,6 @@ fn a_frame_nested_10_000_levels_is_refused_without_overflowing_a_small_stack() {
     }
 }
 
-/// An introduction in the documented layout.
-fn hello(cluster: &str, sender: u64) -> Vec<u8> {
-    let mut payload = b"CLST".to_vec();
-    payload.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
-    payload.extend_from_slice(&sender.to_be_bytes());
-    payload.push(cluster.len() as u8);
-    payload.extend_from_slice(cluster.as_bytes());
-    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
-    frame.extend(payload);
-    frame
-}
-
 /// Servers 1 and 2 send each other a chain nested 100 levels, and each receives it.
 async fn assert_peers_exchange(servers: &mut [Server<K>], round: u64) {
     let value = chain(100);
@@ -158,7 +147,10 @@ async fn a_deeply_nested_frame_over_tcp_closes_only_its_connection() {
 
     let address = config.address_of(1).expect("server 1");
     let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream.write_all(&hello("cluster", 3)).await.expect("write");
+    stream
+        .write_all(&hello(PROTOCOL_VERSION, "cluster", 3))
+        .await
+        .expect("write");
     let mut answer = [0u8; 5];
     stream.read_exact(&mut answer).await.expect("answer");
     assert_eq!(answer, [0, 0, 0, 1, 0], "introduction accepted");

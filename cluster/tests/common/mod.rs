@@ -4,7 +4,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster::{Config, Envelope, PeerEvent, Server, ServerId};
@@ -165,4 +167,54 @@ pub async fn shutdown_all<M>(servers: Vec<Server<M>>) {
     for server in servers {
         server.shutdown().await;
     }
+}
+
+/// An introduction frame as a raw peer writes it: length prefix, magic "CLST", version,
+/// sender id, cluster-name length, cluster name.
+pub fn hello(version: u16, cluster: impl AsRef<[u8]>, sender: u64) -> Vec<u8> {
+    let name = cluster.as_ref();
+    let mut payload = b"CLST".to_vec();
+    payload.extend_from_slice(&version.to_be_bytes());
+    payload.extend_from_slice(&sender.to_be_bytes());
+    payload.push(name.len() as u8);
+    payload.extend_from_slice(name);
+
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.extend(payload);
+    frame
+}
+
+/// Log output captured from the current thread (a current-thread test runtime runs
+/// every task of the servers on it).
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+/// Captures warnings and errors logged on this thread while the guard lives.
+pub fn capture_logs() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
 }
