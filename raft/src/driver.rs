@@ -52,6 +52,8 @@ pub struct Status {
     pub term: Term,
     /// The leader it knows of.
     pub leader: Option<NodeId>,
+    /// The server it voted for in its current term, if any.
+    pub voted_for: Option<NodeId>,
     /// When it last heard from its leader; for a leader, when it was last elected or
     /// heard from a peer. `None` until it knows of a leader.
     pub leader_heard_at: Option<Instant>,
@@ -69,6 +71,7 @@ impl Status {
             role: node.role(),
             term: node.term(),
             leader: node.leader(),
+            voted_for: node.hard_state().voted_for,
             leader_heard_at,
         }
     }
