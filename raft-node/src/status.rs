@@ -8,7 +8,7 @@
 //! closes the connection:
 //!
 //! - `status` → the server's [`StatusReport`], for example
-//!   `{"id":2,"role":"follower","term":4,"leader":5,"since_leader_ms":12}`;
+//!   `{"id":2,"role":"follower","term":4,"leader":5,"voted_for":5,"since_leader_ms":12}`;
 //! - `transfer` → the leader hands its leadership to the connected peer it heard from
 //!   most recently; `transfer ID` → to server ID. The answer is a [`TransferReply`]:
 //!   `{"id":5,"ok":true,"to":3}` once the hand-over has been sent, or
@@ -69,6 +69,9 @@ pub struct StatusReport {
     pub term: u64,
     /// The leader it knows of, if any.
     pub leader: Option<u64>,
+    /// The server it voted for in its current term, if any.
+    #[serde(default)]
+    pub voted_for: Option<u64>,
     /// Milliseconds since it last heard from its leader (or, for a leader, since it was
     /// elected or last confirmed by a majority); `None` if it never heard from one.
     pub since_leader_ms: Option<u64>,
@@ -101,6 +104,7 @@ impl StatusReport {
             role: status.role.as_str().to_string(),
             term: status.term,
             leader: status.leader,
+            voted_for: status.voted_for,
             since_leader_ms: status.since_leader_heard().map(|d| d.as_millis() as u64),
         }
     }

@@ -35,6 +35,7 @@ impl StatusRow {
             role: self.role.clone()?,
             term: self.term?,
             leader: self.leader,
+            voted_for: None,
         })
     }
 }
@@ -50,6 +51,9 @@ pub struct Observation {
     pub term: u64,
     /// The leader it knows of.
     pub leader: Option<u64>,
+    /// The server it voted for in its current term, if any.
+    #[serde(default)]
+    pub voted_for: Option<u64>,
 }
 
 impl Observation {
