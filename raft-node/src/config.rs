@@ -77,9 +77,8 @@ pub struct Election {
     #[serde(default = "yes")]
     pub check_quorum: bool,
     /// When a follower's connection to its leader closes or a re-dial is refused, it
-    /// campaigns after a short random delay (up to a fifth of the minimum election
-    /// timeout) instead of a whole timeout. Acted on only with pre-vote and
-    /// check-quorum on.
+    /// campaigns at once or a few ticks later (its slot among the survivors) instead
+    /// of after a whole timeout. Acted on only with pre-vote and check-quorum on.
     #[serde(default = "yes")]
     pub crash_hint: bool,
     /// On Ctrl-C or SIGTERM a leader first hands its leadership to a connected
@@ -264,9 +263,10 @@ impl NodeConfig {
         config.pre_vote = self.election.pre_vote;
         config.check_quorum = self.election.check_quorum;
         config.crash_hint = self.election.crash_hint;
-        // A fifth of the minimum timeout: short next to it, yet a few ticks wide so
-        // that the followers of a dead leader rarely campaign in the same tick.
-        config.crash_hint_delay_max = (config.election_timeout_min / 5).max(1);
+        // Survivor slots at least 5 ms and 2 ticks apart: the first survivor's pre-vote
+        // crosses loopback in well under a millisecond, and the second tick covers
+        // the servers' tick phases, which differ by up to one tick.
+        config.crash_hint_stagger = t.ticks(5).max(2);
         config
     }
 

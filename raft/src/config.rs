@@ -37,13 +37,18 @@ pub struct Config {
     /// round that the other servers refuse while they hear the leader is what keeps a
     /// false hint from deposing a leader that is still alive. Default on.
     pub crash_hint: bool,
-    /// The longest delay, in ticks, between a crash hint and the pre-vote it triggers;
-    /// each delay is drawn uniformly from `[1, crash_hint_delay_max]` so that the
-    /// followers that all lose the same leader at once rarely campaign together. At
-    /// least 1; a value at or above `election_timeout_min` is capped just below it, so a
-    /// hint never waits longer than a timeout would. Default 3 (a fifth of the default
-    /// minimum timeout).
-    pub crash_hint_delay_max: u64,
+    /// The ticks between the campaigns of two survivors after a crash hint. The
+    /// followers of a dead leader do not draw random delays, which collide whenever
+    /// there are more survivors than distinct values: each takes a *slot* in one order
+    /// of the survivors that every one of them computes alike (a hash of the term and
+    /// the ids), and campaigns `slot × crash_hint_stagger` ticks after its hint, the
+    /// first one at once. The order changes with the term, so that no server is
+    /// always tried first. The gap must let the first survivor's pre-vote reach the
+    /// second before the second's timer fires, tick phases included: at least 2 ticks
+    /// when a tick is near the network's round trip. A delay at or above
+    /// `election_timeout_min` is capped just below it, so a hint never waits longer
+    /// than a timeout would. At least 1; default 2.
+    pub crash_hint_stagger: u64,
 }
 
 impl Config {
@@ -58,7 +63,7 @@ impl Config {
             pre_vote: true,
             check_quorum: true,
             crash_hint: true,
-            crash_hint_delay_max: 3,
+            crash_hint_stagger: 2,
         }
     }
 
@@ -92,8 +97,8 @@ impl Config {
                 min: self.election_timeout_min,
             });
         }
-        if self.crash_hint_delay_max == 0 {
-            return Err(ConfigError::ZeroCrashHintDelay);
+        if self.crash_hint_stagger == 0 {
+            return Err(ConfigError::ZeroCrashHintStagger);
         }
         Ok(())
     }
@@ -103,12 +108,11 @@ impl Config {
         self.voters.len() / 2 + 1
     }
 
-    /// The longest delay actually drawn after a crash hint: `crash_hint_delay_max`,
-    /// capped below `election_timeout_min` (and never below 1).
-    pub fn crash_hint_delay_cap(&self) -> u64 {
-        self.crash_hint_delay_max
+    /// The ticks a survivor in `slot` (0 for the first) waits after a crash hint:
+    /// `slot × crash_hint_stagger`, capped below `election_timeout_min`.
+    pub fn crash_hint_delay(&self, slot: u64) -> u64 {
+        slot.saturating_mul(self.crash_hint_stagger)
             .min(self.election_timeout_min.saturating_sub(1))
-            .max(1)
     }
 
     /// Whether this server votes and may campaign.
@@ -154,7 +158,7 @@ pub enum ConfigError {
         /// The minimum election timeout given.
         min: u64,
     },
-    /// `crash_hint_delay_max` is zero.
-    #[error("crash_hint_delay_max: must be at least 1 tick")]
-    ZeroCrashHintDelay,
+    /// `crash_hint_stagger` is zero.
+    #[error("crash_hint_stagger: must be at least 1 tick")]
+    ZeroCrashHintStagger,
 }

@@ -48,10 +48,11 @@ pub struct Node {
     recently_active: BTreeSet<NodeId>,
     /// A leader's transfer in progress: the target and the ticks since it was asked.
     transfer: Option<(NodeId, u64)>,
-    /// Set by a crash hint until a leader is known again or a majority refuses this
-    /// server: meanwhile every election timer is drawn from the short hint range, so
-    /// that a split vote among the survivors costs a few ticks, not a whole timeout.
-    hinted: bool,
+    /// The leader a crash hint reported gone, until a leader is known again or a
+    /// majority refuses this server: meanwhile every election timer is this server's
+    /// slot among the survivors, so that a split vote among them costs a few ticks,
+    /// not a whole timeout.
+    hinted: Option<NodeId>,
 
     rng: Box<dyn RngCore + Send>,
 }
@@ -107,7 +108,7 @@ impl Node {
             votes: BTreeMap::new(),
             recently_active: BTreeSet::new(),
             transfer: None,
-            hinted: false,
+            hinted: None,
             rng: Box::new(rng),
         };
         node.reset_election_timer();
@@ -182,11 +183,14 @@ impl Node {
     ///
     /// When `peer` is the leader this follower follows, and [`Config::crash_hint`],
     /// [`Config::pre_vote`] and [`Config::check_quorum`] are all on, the follower
-    /// forgets that leader, which drops
-    /// its lease on it (it will grant pre-votes to others), and sets its election timer
-    /// to fire after a delay drawn uniformly from `[1, crash_hint_delay_max]` ticks.
-    /// Otherwise the hint is ignored: it may be about a peer that does not lead, or
-    /// arrive on a server that is not a follower.
+    /// forgets that leader, which drops its lease on it (it will grant pre-votes to
+    /// others), and campaigns after [`Config::crash_hint_delay`] of its slot among the
+    /// survivors: the first survivor at once (the pre-vote is in the returned
+    /// [`Output`]), the next `crash_hint_stagger` ticks later, and so on. The second
+    /// survivor therefore hears the first one's pre-vote before its own timer fires,
+    /// grants it and stands back, instead of splitting the vote. Otherwise the hint is
+    /// ignored: it may be about a peer that does not lead, or arrive on a server that
+    /// is not a follower.
     ///
     /// A hint can be false: one connection broke while the leader lives. That is
     /// harmless because the follower then only polls with a pre-vote (thesis §9.6),
@@ -211,9 +215,9 @@ impl Node {
         }
 
         self.set_leader(None, &mut out);
-        self.hinted = true;
+        self.hinted = Some(peer);
+        let campaign_in = self.config.crash_hint_delay(self.survivor_slot(peer));
         self.reset_election_timer();
-        let campaign_in = self.election_timeout;
 
         info!(
             node = self.config.id,
@@ -227,6 +231,11 @@ impl Node {
             term: self.term,
             campaign_in,
         });
+
+        // The first survivor in the order loses nothing by waiting for a tick.
+        if campaign_in == 0 {
+            self.start_election(&mut out);
+        }
 
         self.finish(before, out)
     }
@@ -424,20 +433,41 @@ impl Node {
         heard >= self.config.quorum()
     }
 
-    /// Restarts the election timer with a fresh random timeout: from
-    /// `[election_timeout_min, election_timeout_max)` normally (§5.2), from
-    /// `[1, crash_hint_delay_max]` while a crash hint says the leader is gone. The
-    /// short range only speeds up elections among servers that all lost their leader;
-    /// timers never decide safety, votes do.
+    /// Restarts the election timer: with a fresh random timeout from
+    /// `[election_timeout_min, election_timeout_max)` normally (§5.2); while a crash
+    /// hint says the leader is gone, with this server's survivor slot (at least one
+    /// tick). The slots only speed up elections among servers that all lost their
+    /// leader; timers never decide safety, votes do.
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.election_timeout = if self.hinted {
-            self.rng
-                .random_range(1..=self.config.crash_hint_delay_cap())
+        self.election_timeout = if let Some(gone) = self.hinted {
+            self.config
+                .crash_hint_delay(self.survivor_slot(gone))
+                .max(1)
         } else {
             self.rng
                 .random_range(self.config.election_timeout_min..self.config.election_timeout_max)
         };
+    }
+
+    /// This server's place, from 0, in the order in which the voters other than `gone`
+    /// campaign after a crash hint about `gone`.
+    ///
+    /// Every survivor of the same leader is in the same term and knows the same voters,
+    /// so each computes the same order and takes a slot no other takes: the survivors'
+    /// campaigns never start together, as random delays drawn from a few ticks would.
+    /// Sorting by a hash of the term rather than by id moves the first slot from one
+    /// failover to the next, so a slow server is not always the one tried first.
+    fn survivor_slot(&self, gone: NodeId) -> u64 {
+        let key = |id: NodeId| (mix(self.term ^ mix(id)), id);
+        let mine = key(self.config.id);
+        let ahead = self
+            .config
+            .voters
+            .iter()
+            .filter(|&&voter| voter != gone && key(voter) < mine)
+            .count();
+        ahead as u64
     }
 
     /// The leader this server heard from less than a minimum election timeout ago, if
@@ -501,7 +531,7 @@ impl Node {
 
         let from = self.role;
         if leader.is_some() {
-            self.hinted = false;
+            self.hinted = None;
         }
         if term > self.term {
             // A vote belongs to one term (Figure 2: votedFor "in current term"): the new
@@ -625,7 +655,7 @@ impl Node {
     fn set_leader(&mut self, leader: Option<NodeId>, out: &mut Output) {
         if leader.is_some() {
             // A leader is known again: the hint has served its purpose.
-            self.hinted = false;
+            self.hinted = None;
         }
         if self.leader != leader {
             self.leader = leader;
@@ -735,7 +765,7 @@ impl Node {
             // vote refused by a majority is a split vote among survivors: keep the
             // short timer so that it costs a few ticks.
             if pre_vote {
-                self.hinted = false;
+                self.hinted = None;
             }
             info!(node = self.config.id, term, pre_vote, "election lost");
             out.events.push(Event::ElectionLost { term, pre_vote });
@@ -902,9 +932,9 @@ impl Node {
         // ordinary timeouts, so that the followers of a dead leader do not keep racing
         // each other every few ticks. Only servers already campaigning keep the short
         // retries. (A pre-vote grant otherwise changes nothing, thesis §9.6.)
-        let stand_back = self.hinted && self.role == Role::Follower;
+        let stand_back = self.hinted.is_some() && self.role == Role::Follower;
         if stand_back {
-            self.hinted = false;
+            self.hinted = None;
         }
         if !pre_vote {
             // The vote is recorded here and persisted by `finish` in the same Output as
@@ -1046,6 +1076,15 @@ impl Node {
         };
         self.send(from, Message::AppendResponse(response), out);
     }
+}
+
+/// SplitMix64's finalizer: a fixed, well-spread hash of a 64-bit value, the same on
+/// every server, so that survivors agree on their order without exchanging anything.
+fn mix(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -98,10 +98,23 @@ fn a_crash_hint_is_ignored_with_the_switch_pre_vote_or_check_quorum_off() {
     }
 }
 
+/// The delay a survivor announced in its `LeaderUnreachable` event.
+fn campaign_in(out: &Output) -> u64 {
+    out.events
+        .iter()
+        .find_map(|event| match event {
+            Event::LeaderUnreachable { campaign_in, .. } => Some(*campaign_in),
+            _ => None,
+        })
+        .expect("a LeaderUnreachable event")
+}
+
 /// A hint about the leader makes the follower forget it (so its lease is gone and it
-/// grants pre-votes) and arms its timer for a delay in `[1, crash_hint_delay_max]`.
+/// grants pre-votes). Of the two survivors of leader 2, the one in the first slot
+/// polls with a pre-vote at once; the other arms its timer for `crash_hint_stagger`
+/// ticks, and when the first one's pre-vote reaches it, grants it and stands back.
 #[test]
-fn a_crash_hint_about_the_leader_drops_the_lease_and_shortens_the_timer() {
+fn a_crash_hint_makes_the_first_survivor_poll_at_once_and_the_second_wait() {
     let mut node = follower_of_2(1, defaults);
     let before = node.step(3, vote_request(2, true, false));
     assert!(before.events.iter().any(|event| matches!(
@@ -112,13 +125,24 @@ fn a_crash_hint_about_the_leader_drops_the_lease_and_shortens_the_timer() {
         }
     )));
 
-    let out = node.leader_unreachable(2);
+    let mut survivors = [node, follower_of_2(3, defaults)];
+    let outs = survivors.each_mut().map(|node| node.leader_unreachable(2));
+    let delays = outs.each_ref().map(campaign_in);
+    let (first, second) = if delays[0] == 0 { (0, 1) } else { (1, 0) };
+    assert_eq!(delays[first], 0, "{delays:?}");
+    assert_eq!(delays[second], 2, "{delays:?}");
 
-    let campaign_in = node.election_timeout();
-    assert!((1..=3).contains(&campaign_in), "{campaign_in}");
-    assert_eq!(node.election_elapsed(), 0);
+    let [id_first, id_second] = [first, second].map(|i| if i == 0 { 1 } else { 3 });
+    assert_eq!(survivors[first].role(), Role::PreCandidate);
     assert_eq!(
-        out,
+        outs[first].messages,
+        vec![
+            to(2, vote_request(2, true, false)),
+            to(id_second, vote_request(2, true, false))
+        ]
+    );
+    assert_eq!(
+        outs[second],
         Output {
             hard_state: None,
             messages: vec![],
@@ -130,32 +154,94 @@ fn a_crash_hint_about_the_leader_drops_the_lease_and_shortens_the_timer() {
                 Event::LeaderUnreachable {
                     leader: 2,
                     term: 1,
-                    campaign_in
+                    campaign_in: 2
                 },
             ],
         }
     );
+    assert_eq!(survivors[second].leader(), None);
+    assert_eq!(survivors[second].election_timeout(), 2);
+    assert_eq!(survivors[second].election_elapsed(), 0);
 
-    let mut polling = follower_of_2(1, defaults);
-    let _ = polling.leader_unreachable(2);
-    for _ in 1..campaign_in {
-        assert!(polling.tick().is_empty());
-    }
-    let polled = polling.tick();
-    assert_eq!(polling.role(), Role::PreCandidate);
+    // Its lease is gone: it grants the first survivor's pre-vote, and stands back to
+    // an ordinary timeout so as not to race it.
+    let granted = survivors[second].step(id_first, vote_request(2, true, false));
     assert_eq!(
-        polled.messages,
-        vec![
-            to(2, vote_request(2, true, false)),
-            to(3, vote_request(2, true, false))
-        ]
+        granted.messages,
+        vec![to(id_first, vote_response(2, true, true))]
     );
+    let timeout = survivors[second].election_timeout();
+    assert!(timeout >= 15, "{timeout}");
+}
 
-    // Its lease is gone: it grants another survivor's pre-vote, and stands back to an
-    // ordinary timeout so as not to race it.
-    let granted = node.step(3, vote_request(2, true, false));
-    assert_eq!(granted.messages, vec![to(3, vote_response(2, true, true))]);
-    assert!(node.election_timeout() >= 15, "{}", node.election_timeout());
+/// Unheard, the second survivor polls when its slot comes: not a tick before.
+#[test]
+fn the_second_survivor_polls_when_its_slot_comes() {
+    let mut survivors = [follower_of_2(1, defaults), follower_of_2(3, defaults)];
+    let outs = survivors.each_mut().map(|node| node.leader_unreachable(2));
+    let second = if campaign_in(&outs[0]) == 0 { 1 } else { 0 };
+    let node = &mut survivors[second];
+
+    assert!(node.tick().is_empty());
+    let polled = node.tick();
+
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(polled.messages.len(), 2);
+    assert!(polled
+        .messages
+        .iter()
+        .all(|outbound| outbound.message == vote_request(2, true, false)));
+}
+
+/// For any term and cluster size, the survivors of one leader take distinct slots
+/// (0, 1, 2, …, so their delays are `slot × crash_hint_stagger`, capped below the
+/// minimum timeout), and which survivor goes first changes with the term.
+#[test]
+fn survivors_take_distinct_slots_that_change_with_the_term() {
+    for size in 3..=9u64 {
+        let mut firsts = std::collections::BTreeSet::new();
+        for term in 1..=30 {
+            let leader = term % size + 1;
+            let mut delays = Vec::new();
+            for id in (1..=size).filter(|&id| id != leader) {
+                let mut config = Config::new(id, 1..=size);
+                config.election_timeout_min = 100;
+                config.election_timeout_max = 200;
+                config.heartbeat_interval = 10;
+                config.crash_hint_stagger = 3;
+                let rng = ChaCha8Rng::seed_from_u64(id);
+                let state = HardState::default();
+                let mut node = Node::new(config, state, LogPosition::default(), rng).unwrap();
+                let _ = node.step(leader, heartbeat(term));
+
+                let delay = campaign_in(&node.leader_unreachable(leader));
+                if delay == 0 {
+                    firsts.insert(id);
+                }
+                delays.push(delay);
+            }
+
+            delays.sort_unstable();
+            let expected: Vec<u64> = (0..size - 1).map(|slot| slot * 3).collect();
+            assert_eq!(delays, expected, "size {size}, term {term}");
+        }
+        assert!(firsts.len() >= 2, "size {size}: always {firsts:?} first");
+    }
+}
+
+/// A slot past the minimum timeout waits just below it: a hint never delays an
+/// election beyond what a timeout would.
+#[test]
+fn late_slots_are_capped_below_the_minimum_timeout() {
+    let config = Config {
+        crash_hint_stagger: 4,
+        ..Config::new(1, 1..=7)
+    };
+
+    assert_eq!(config.crash_hint_delay(0), 0);
+    assert_eq!(config.crash_hint_delay(3), 12);
+    assert_eq!(config.crash_hint_delay(4), 14);
+    assert_eq!(config.crash_hint_delay(u64::MAX), 14);
 }
 
 /// A second hint about the same dead leader (the re-dial refused after the connection
@@ -372,10 +458,13 @@ fn ack() -> raft::AppendResponse {
     }
 }
 
-/// Ticks a hinted follower until its short timer starts the pre-vote.
+/// Ticks a hinted follower until its slot comes and it polls with a pre-vote (the
+/// first survivor already does).
 fn tick_into_pre_vote(node: &mut Node) {
-    for _ in 0..node.election_timeout() {
-        let _ = node.tick();
+    if node.role() != Role::PreCandidate {
+        for _ in 0..node.election_timeout() {
+            let _ = node.tick();
+        }
     }
     assert_eq!(node.role(), Role::PreCandidate);
 }
@@ -394,7 +483,7 @@ fn a_split_vote_after_a_crash_hint_is_retried_soon_but_a_refused_pre_vote_is_not
     let _ = split.step(3, vote_response(2, false, false));
     assert_eq!(split.role(), Role::Follower);
     assert!(
-        split.election_timeout() <= 3,
+        split.election_timeout() <= 2,
         "{}",
         split.election_timeout()
     );
@@ -412,18 +501,19 @@ fn a_split_vote_after_a_crash_hint_is_retried_soon_but_a_refused_pre_vote_is_not
     );
 }
 
-/// A zero crash-hint delay is refused by validation, naming the field.
+/// A zero stagger (every survivor in one slot) is refused by validation, naming the
+/// field.
 #[test]
-fn a_zero_crash_hint_delay_is_refused() {
+fn a_zero_crash_hint_stagger_is_refused() {
     let config = Config {
-        crash_hint_delay_max: 0,
+        crash_hint_stagger: 0,
         ..Config::new(1, [1, 2, 3])
     };
 
     let error = config.validate().unwrap_err();
 
     assert!(
-        error.to_string().starts_with("crash_hint_delay_max"),
+        error.to_string().starts_with("crash_hint_stagger"),
         "{error}"
     );
 }

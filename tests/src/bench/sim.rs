@@ -9,12 +9,10 @@
 //! lost, like the paper's LAN. Clocks run within ±100 ppm of each other (quartz), each
 //! with its own tick phase, since identical clocks would make `150-150` a lockstep
 //! that no real cluster has. Crash hints (a follower told that its leader's connection
-//! closed campaigns after 1–`crash_hint_delay_max` ticks instead of a timeout) are off
-//! by default, as the paper had none; [`SimOptions::crash_hint`] turns them on with
-//! `crash_hint_delay_max` = `a / 5` ticks: the same share of the minimum timeout as
-//! the core's default (3 ticks of 10 ms against 150 ms). The default 3 ticks taken
-//! literally would be 3 ms here, and four survivors drawing from three values always
-//! collide.
+//! closed campaigns in its survivor slot, `slot × crash_hint_stagger` ticks after the
+//! hint, instead of after a timeout) are off by default, as the paper had none;
+//! [`SimOptions::crash_hint`] turns them on with the stagger `raft-node` uses: 5 ms,
+//! and at least 2 ticks.
 //!
 //! Each trial builds a fresh cluster from its own seed, asks server 1 to campaign (so
 //! that even `150-150` starts with a leader), lets it lead for two maximum timeouts
@@ -105,7 +103,7 @@ pub fn parse_range(text: &str) -> anyhow::Result<(u64, u64)> {
 pub fn config(range: (u64, u64), crash_hint: bool) -> Config {
     let mut config = Config::new(1, [1]);
     config.crash_hint = crash_hint;
-    config.crash_hint_delay_max = (range.0 / 5).max(1);
+    config.crash_hint_stagger = 5;
     config.election_timeout_min = range.0;
     config.election_timeout_max = range.1 + 1;
     config.heartbeat_interval = (range.0 / 2).max(1);
