@@ -56,6 +56,16 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// How long either side waits for the other's handshake. Default 2 s.
     pub handshake_timeout: Duration,
+    /// Dial peers from the IP address this server listens on (its configured address,
+    /// any port) instead of one the operating system picks. Needed when servers share
+    /// a host on several loopback addresses and a firewall tells them apart by source
+    /// address. Every configured address must then be a specific IP (not `0.0.0.0` or
+    /// `::`) of one family. Default false.
+    pub dial_from_own_ip: bool,
+    /// Switch the fault layer on (see [`Faults`](crate::Faults)): per-peer blocks, delay
+    /// and loss, changed while running through [`Server::faults`](crate::Server::faults).
+    /// For tests only. Default false, which costs one branch per message.
+    pub fault_injection: bool,
 }
 
 impl Default for Options {
@@ -69,6 +79,8 @@ impl Default for Options {
             reconnect_jitter: 0.5,
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(2),
+            dial_from_own_ip: false,
+            fault_injection: false,
         }
     }
 }
@@ -90,6 +102,8 @@ impl Default for Options {
 /// reconnect_jitter = 0.5
 /// connect_timeout_ms = 1000
 /// handshake_timeout_ms = 2000
+/// dial_from_own_ip = false       # dial from the IP of this server's own address
+/// fault_injection = false        # switch the fault layer on (tests only)
 ///
 /// [[servers]]
 /// id = 1
@@ -135,6 +149,8 @@ struct FileOptions {
     reconnect_jitter: Option<f64>,
     connect_timeout_ms: Option<u64>,
     handshake_timeout_ms: Option<u64>,
+    dial_from_own_ip: Option<bool>,
+    fault_injection: Option<bool>,
 }
 
 impl FileOptions {
@@ -152,6 +168,8 @@ impl FileOptions {
             reconnect_jitter: self.reconnect_jitter.unwrap_or(defaults.reconnect_jitter),
             connect_timeout: millis(self.connect_timeout_ms, defaults.connect_timeout),
             handshake_timeout: millis(self.handshake_timeout_ms, defaults.handshake_timeout),
+            dial_from_own_ip: self.dial_from_own_ip.unwrap_or(defaults.dial_from_own_ip),
+            fault_injection: self.fault_injection.unwrap_or(defaults.fault_injection),
         }
     }
 }
@@ -290,7 +308,40 @@ impl Config {
             }
         }
 
+        self.validate_dial_from()?;
         self.validate_options()
+    }
+
+    /// With [`Options::dial_from_own_ip`], every server dials from its own IP, so each
+    /// must have one, and of the same family as the peers it dials.
+    fn validate_dial_from(&self) -> Result<(), ConfigError> {
+        if !self.options.dial_from_own_ip {
+            return Ok(());
+        }
+
+        let first = self.servers[0].address;
+        for (index, server) in self.servers.iter().enumerate() {
+            let reason = if server.address.ip().is_unspecified() {
+                format!(
+                    "{} is not a specific IP, which options.dial_from_own_ip needs",
+                    server.address.ip()
+                )
+            } else if server.address.is_ipv4() != first.is_ipv4() {
+                format!(
+                    "{} is not of the same IP family as servers[0].address {first}, \
+                     which options.dial_from_own_ip needs",
+                    server.address
+                )
+            } else {
+                continue;
+            };
+            return Err(ConfigError::Invalid {
+                origin: self.origin.clone(),
+                field: format!("servers[{index}].address"),
+                reason,
+            });
+        }
+        Ok(())
     }
 
     fn validate_options(&self) -> Result<(), ConfigError> {

@@ -172,6 +172,8 @@ struct Link {
     index: usize,
     peer: ServerId,
     addr: SocketAddr,
+    /// The local address to dial from; `None` lets the operating system choose.
+    local: Option<SocketAddr>,
 }
 
 /// Spawns one outbound task per peer on the server's task tracker.
@@ -188,6 +190,14 @@ pub(crate) fn spawn_all<M>(config: Arc<Config>, wiring: Wiring<M>) {
     // handle's recv() ends when they stop.
     drop(inbound);
 
+    // Port 0: the operating system picks a free port on the chosen IP for each dial.
+    let local = config
+        .options()
+        .dial_from_own_ip
+        .then(|| config.address_of(core.id))
+        .flatten()
+        .map(|own| SocketAddr::new(own.ip(), 0));
+
     for (index, queue) in queues.into_iter().enumerate() {
         let peer = core.peers[index];
         let Some(addr) = config.address_of(peer) else {
@@ -202,6 +212,7 @@ pub(crate) fn spawn_all<M>(config: Arc<Config>, wiring: Wiring<M>) {
             index,
             peer,
             addr,
+            local,
         };
         tasks.spawn(run_link(link, queue));
     }
@@ -279,6 +290,9 @@ async fn dial(link: &Link, hello: &[u8]) -> Result<TcpStream, DialError> {
         TcpSocket::new_v6()
     }
     .map_err(DialError::Other)?;
+    if let Some(local) = link.local {
+        socket.bind(local).map_err(DialError::Other)?;
+    }
 
     let connecting = tokio::time::timeout(options.connect_timeout, socket.connect(link.addr));
     let mut stream = match connecting.await {

@@ -130,6 +130,22 @@
 //! its leader as a reason to start an election early. Events are buffered (1024); if
 //! nobody reads them, newer ones are dropped.
 //!
+//! With [`Options::dial_from_own_ip`] a server dials from the IP of its own configured
+//! address (any port) rather than one the operating system picks, so that servers
+//! sharing a host on several loopback addresses (127.0.0.2, 127.0.0.3, …) can be told
+//! apart, and cut apart, by firewall rules on source and destination address.
+//!
+//! # Fault layer
+//!
+//! For tests and soaks on machines without `tc netem`, [`Options::fault_injection`]
+//! switches on a fault layer (off by default; then it costs one branch per message).
+//! [`Server::faults`] returns a cloneable [`Faults`] handle that sets, per peer, a
+//! block of outgoing messages, a block of incoming messages, an extra delay drawn
+//! uniformly from a range for each message (so messages may reorder) and a loss
+//! probability; [`Faults::heal`] clears them all. Faults drop or delay messages, not
+//! connections, so a blocked link raises no connection event, as with a real
+//! partition. It works the same over TCP and the in-process network.
+//!
 //! # In-process network
 //!
 //! [`Network<M>`] runs servers inside one process with the same [`Server<M>`] handle,
@@ -208,6 +224,7 @@ mod config;
 mod connection;
 mod envelope;
 mod error;
+mod faults;
 mod handshake;
 mod listener;
 mod memory;
@@ -221,6 +238,7 @@ pub use config::{
 };
 pub use envelope::{Envelope, Incoming, PeerEvent};
 pub use error::{ConfigError, FrameError, SendError, StartError};
+pub use faults::{FaultError, Faults, LinkFaults};
 pub use handshake::PROTOCOL_VERSION;
 pub use memory::{LinkConditions, Network};
 pub use server::{Sender, Server};

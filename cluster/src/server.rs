@@ -24,6 +24,7 @@ use crate::config::{Config, Options, ServerId};
 use crate::connection::{DirectPath, Offered};
 use crate::envelope::{Envelope, Incoming, PeerEvent};
 use crate::error::{SendError, StartError};
+use crate::faults::{Fate, FaultTable, Faults};
 use crate::stats::{PeerCounters, ServerStats};
 use crate::{connection, listener};
 
@@ -44,6 +45,8 @@ pub(crate) struct Core {
     pub(crate) shutdown: CancellationToken,
     /// Mirrors `shutdown` for the send path: the token's own check takes a lock.
     stopped: AtomicBool,
+    /// The fault layer, when configured ([`Options::fault_injection`]).
+    pub(crate) faults: Option<Arc<FaultTable>>,
 }
 
 impl Core {
@@ -59,6 +62,37 @@ impl Core {
 
     pub(crate) fn peer_index(&self, peer: ServerId) -> Option<usize> {
         self.peers.binary_search(&peer).ok()
+    }
+
+    /// Writes `frame` straight to the peer's socket if its writer is idle, else queues
+    /// it without waiting; gives the frame back if the queue is full or closed.
+    fn offer(&self, index: usize, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
+        let queue = &self.queues[index];
+        let mut direct = self.direct[index].enter();
+        let frame = match direct.offer(frame, queue) {
+            Offered::Written => {
+                self.counters[index].add_sent(1);
+                return Ok(());
+            }
+            Offered::Queued => return Ok(()),
+            Offered::NotTaken(frame) => frame,
+        };
+        direct.queueing();
+        queue.try_send(frame)
+    }
+
+    /// Offers `frame` and counts it as dropped if the peer's queue is full. Returns
+    /// whether the server is still running.
+    pub(crate) fn enqueue(&self, index: usize, frame: Bytes) -> bool {
+        match self.offer(index, frame) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.counters[index].add_dropped(1);
+                tracing::trace!(peer = self.peers[index], "queue full, message dropped");
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
     }
 }
 
@@ -131,6 +165,10 @@ pub(crate) fn wire<M>(
         receivers.push(rx);
     }
 
+    let tasks = TaskTracker::new();
+    let faults = options
+        .fault_injection
+        .then(|| Arc::new(FaultTable::new(peers.clone(), tasks.clone())));
     let core = Arc::new(Core {
         id,
         counters: peers.iter().map(|_| PeerCounters::default()).collect(),
@@ -140,10 +178,10 @@ pub(crate) fn wire<M>(
         max_frame_size: options.max_frame_size,
         shutdown: CancellationToken::new(),
         stopped: AtomicBool::new(false),
+        faults,
     });
     let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_capacity);
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
-    let tasks = TaskTracker::new();
 
     let server = Server {
         sender: Sender {
@@ -228,25 +266,50 @@ impl<M> Server<M> {
         self.sender.clone()
     }
 
+    /// A handle on this server's fault layer, or `None` when the configuration does
+    /// not switch it on ([`Options::fault_injection`]). See [`Faults`].
+    pub fn faults(&self) -> Option<Faults> {
+        let table = self.sender.core.faults.as_ref()?;
+        Some(Faults::new(Arc::clone(table)))
+    }
+
+    /// The next received envelope that the fault layer lets through, if one is
+    /// buffered.
+    fn next_pending(&mut self) -> Option<Envelope<M>> {
+        let Some(faults) = &self.sender.core.faults else {
+            return self.pending.pop_front();
+        };
+        while let Some(envelope) = self.pending.pop_front() {
+            if !faults.blocks_incoming(envelope.from) {
+                return Some(envelope);
+            }
+            tracing::trace!(peer = envelope.from, "incoming message blocked");
+        }
+        None
+    }
+
     /// The next received envelope; `None` once the server is shut down or crashed.
     pub async fn recv(&mut self) -> Option<Envelope<M>> {
-        if let Some(envelope) = self.pending.pop_front() {
-            return Some(envelope);
-        }
+        loop {
+            if let Some(envelope) = self.next_pending() {
+                return Some(envelope);
+            }
 
-        // Backends deliver what one socket read yielded as one batch; keep the rest.
-        let batch = self.inbound.recv().await?;
-        self.pending = VecDeque::from(batch);
-        self.pending.pop_front()
+            // Backends deliver what one socket read yielded as one batch; keep the rest.
+            let batch = self.inbound.recv().await?;
+            self.pending = VecDeque::from(batch);
+        }
     }
 
     /// A received envelope if one is waiting, without waiting.
     pub fn try_recv(&mut self) -> Option<Envelope<M>> {
-        if self.pending.is_empty() {
+        loop {
+            if let Some(envelope) = self.next_pending() {
+                return Some(envelope);
+            }
             let batch = self.inbound.try_recv().ok()?;
             self.pending = VecDeque::from(batch);
         }
-        self.pending.pop_front()
     }
 
     /// The next connection event; `None` once the server is shut down or crashed.
@@ -265,18 +328,17 @@ impl<M> Server<M> {
         if let Ok(event) = self.events.try_recv() {
             return Some(Incoming::Event(event));
         }
-        if let Some(envelope) = self.pending.pop_front() {
-            return Some(Incoming::Message(envelope));
-        }
 
-        tokio::select! {
-            biased;
-            Some(event) = self.events.recv() => Some(Incoming::Event(event)),
-            Some(batch) = self.inbound.recv() => {
-                self.pending = VecDeque::from(batch);
-                self.pending.pop_front().map(Incoming::Message)
+        loop {
+            if let Some(envelope) = self.next_pending() {
+                return Some(Incoming::Message(envelope));
             }
-            else => None,
+            tokio::select! {
+                biased;
+                Some(event) = self.events.recv() => return Some(Incoming::Event(event)),
+                Some(batch) = self.inbound.recv() => self.pending = VecDeque::from(batch),
+                else => return None,
+            }
         }
     }
 
@@ -384,9 +446,12 @@ impl<M: Serialize> Sender<M> {
     ) -> Result<(), SendError> {
         let index = self.check_destination(to)?;
         let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
+        let Some(frame) = self.injure(index, frame) else {
+            return Ok(());
+        };
 
         // Try without waiting first: registering for cancellation costs a lock.
-        let frame = match self.offer(index, frame) {
+        let frame = match self.core.offer(index, frame) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Closed(_)) => return Err(SendError::Shutdown),
             Err(TrySendError::Full(frame)) => frame,
@@ -405,32 +470,34 @@ impl<M: Serialize> Sender<M> {
         Ok(())
     }
 
-    /// Writes `frame` straight to the peer's socket if its writer is idle, else queues
-    /// it without waiting; gives the frame back if the queue is full or closed.
-    fn offer(&self, index: usize, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
-        let queue = &self.core.queues[index];
-        let mut direct = self.core.direct[index].enter();
-        let frame = match direct.offer(frame, queue) {
-            Offered::Written => {
-                self.core.counters[index].add_sent(1);
-                return Ok(());
-            }
-            Offered::Queued => return Ok(()),
-            Offered::NotTaken(frame) => frame,
+    /// Applies the fault layer to a frame for the peer at `index`: gives it back to be
+    /// sent now, or takes it (dropped, or delayed in a task of its own).
+    fn injure(&self, index: usize, frame: Bytes) -> Option<Bytes> {
+        let Some(faults) = &self.core.faults else {
+            return Some(frame);
         };
-        direct.queueing();
-        queue.try_send(frame)
+        match faults.outgoing(index) {
+            Fate::Send => Some(frame),
+            Fate::Drop => {
+                tracing::trace!(peer = self.core.peers[index], "outgoing message dropped");
+                None
+            }
+            Fate::Delay(delay) => {
+                faults.delay(&self.core, index, frame, delay);
+                None
+            }
+        }
     }
 
     fn enqueue(&self, index: usize, frame: Bytes) -> Result<(), SendError> {
-        match self.offer(index, frame) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => {
-                self.core.counters[index].add_dropped(1);
-                tracing::trace!(peer = self.core.peers[index], "queue full, message dropped");
-                Ok(())
-            }
-            Err(TrySendError::Closed(_)) => Err(SendError::Shutdown),
+        let Some(frame) = self.injure(index, frame) else {
+            return Ok(());
+        };
+
+        if self.core.enqueue(index, frame) {
+            Ok(())
+        } else {
+            Err(SendError::Shutdown)
         }
     }
 }

@@ -141,3 +141,49 @@ fn a_loopback_configuration_is_built_in_code() {
         "{error}"
     );
 }
+
+/// `dial_from_own_ip` and `fault_injection` are read from the file's options; dialling
+/// from one's own IP needs a specific IP for every server, and the error names the
+/// file and the server's address field.
+#[test]
+fn dial_from_own_ip_needs_specific_addresses_naming_file_and_field() {
+    let file = file_with(
+        "[options]\ndial_from_own_ip = true\nfault_injection = true\n\
+         [[servers]]\nid = 1\naddress = \"127.0.0.2:7001\"\n\
+         [[servers]]\nid = 2\naddress = \"127.0.0.3:7001\"\n",
+    );
+    let config = Config::from_file(file.path()).expect("valid");
+    assert!(config.options().dial_from_own_ip);
+    assert!(config.options().fault_injection);
+
+    let (error, path) = error_for(
+        "[options]\ndial_from_own_ip = true\n\
+         [[servers]]\nid = 1\naddress = \"127.0.0.2:7001\"\n\
+         [[servers]]\nid = 2\naddress = \"0.0.0.0:7001\"\n",
+    );
+    assert!(
+        error.starts_with(&format!("{path}: field `servers[1].address`: 0.0.0.0 ")),
+        "{error}"
+    );
+    assert!(error.contains("dial_from_own_ip"), "{error}");
+
+    let (error, _) = error_for(
+        "[options]\ndial_from_own_ip = true\n\
+         [[servers]]\nid = 1\naddress = \"127.0.0.2:7001\"\n\
+         [[servers]]\nid = 2\naddress = \"[::1]:7001\"\n",
+    );
+    assert!(error.contains("field `servers[1].address`"), "{error}");
+    assert!(error.contains("same IP family"), "{error}");
+
+    // The same rule for a configuration built in code.
+    let options = Options {
+        dial_from_own_ip: true,
+        ..Options::default()
+    };
+    let in_code = Config::new([(1, "0.0.0.0:7001".parse().unwrap())]).with_options(options);
+    let error = in_code.validate().expect_err("refused").to_string();
+    assert!(
+        error.starts_with("<code>: field `servers[0].address`"),
+        "{error}"
+    );
+}
