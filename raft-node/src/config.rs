@@ -24,6 +24,8 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// The election switches.
     pub election: Election,
+    /// The fault layer's switch.
+    pub faults: FaultsSection,
     /// Every server, ordered by id.
     pub servers: Vec<ServerEntry>,
 }
@@ -91,6 +93,17 @@ fn yes() -> bool {
     true
 }
 
+/// The `[faults]` section: whether the status address takes the fault commands
+/// (`block`, `delay`, `loss`, `heal`, …) that make this server drop or delay messages
+/// to and from chosen peers. For tests and demonstrations; off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsSection {
+    /// Switches `cluster`'s fault layer on.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
 impl Default for Election {
     fn default() -> Self {
         Election {
@@ -110,6 +123,8 @@ struct RawConfig {
     timing: Timing,
     #[serde(default)]
     election: Election,
+    #[serde(default)]
+    faults: FaultsSection,
     servers: Vec<RawServer>,
 }
 
@@ -214,6 +229,7 @@ impl NodeConfig {
             cluster_name: raw.cluster_name,
             timing: raw.timing,
             election: raw.election,
+            faults: raw.faults,
             servers,
         };
         config
@@ -251,6 +267,33 @@ impl NodeConfig {
             return Err((field("tick_ms"), problem));
         }
         Ok(())
+    }
+
+    /// The `cluster` configuration: every server's election address, the cluster name,
+    /// and the fault layer when `[faults]` enables it.
+    ///
+    /// Servers dial their peers from the IP they listen on when every address is a
+    /// specific IP of one family, so that firewall rules between addresses (as the
+    /// partition tests set up) see each server's own address as the source. Otherwise
+    /// the operating system picks the source address.
+    pub fn cluster_config(&self) -> cluster::Config {
+        let addresses = || self.servers.iter().map(|server| server.address);
+        let first = self.servers[0].address;
+        let dial_from_own_ip =
+            addresses().all(|a| !a.ip().is_unspecified() && a.is_ipv4() == first.is_ipv4());
+
+        let options = cluster::Options {
+            dial_from_own_ip,
+            fault_injection: self.faults.enabled,
+            ..cluster::Options::default()
+        };
+        let servers = self
+            .servers
+            .iter()
+            .map(|server| (server.id, server.address));
+        cluster::Config::new(servers)
+            .with_cluster_name(self.cluster_name.clone())
+            .with_options(options)
     }
 
     /// The election settings of server `id`, in ticks.
@@ -370,6 +413,35 @@ mod tests {
             error.starts_with("test.toml: timing.heartbeat_interval_ms: "),
             "{error}"
         );
+    }
+
+    /// The fault layer is off unless `[faults]` says `enabled = true`; a misspelt key
+    /// in that section is refused.
+    #[test]
+    fn faults_are_off_by_default_and_switched_on_by_their_section() {
+        let config = NodeConfig::embedded_default();
+        assert!(!config.faults.enabled);
+        assert!(!config.cluster_config().options().fault_injection);
+        assert!(config.cluster_config().options().dial_from_own_ip);
+
+        let text = DEFAULT_CONFIG.replace("enabled = false", "enabled = true");
+        let config = NodeConfig::parse(&text, "test.toml".into()).unwrap();
+        assert!(config.cluster_config().options().fault_injection);
+
+        let text = DEFAULT_CONFIG.replace("enabled = false", "enable = true");
+        let error = error_of(&text);
+        assert!(error.contains("unknown field `enable`"), "{error}");
+    }
+
+    /// Servers listening on every interface cannot dial from their own address.
+    #[test]
+    fn unspecified_addresses_dial_from_whatever_the_system_picks() {
+        let text = with_servers(
+            "[[servers]]\nid = 1\naddress = \"0.0.0.0:1\"\nstatus_address = \"127.0.0.1:2\"\n",
+        );
+        let config = NodeConfig::parse(&text, "test.toml".into()).unwrap();
+        assert!(!config.cluster_config().options().dial_from_own_ip);
+        config.cluster_config().validate().unwrap();
     }
 
     /// A misspelt key is a TOML error that names the key, not a silent default.

@@ -35,16 +35,11 @@ pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result
                 me.status_address
             )
         })?;
-    let cluster_config = cluster::Config::new(
-        config
-            .servers
-            .iter()
-            .map(|server| (server.id, server.address)),
-    )
-    .with_cluster_name(config.cluster_name.clone());
-    let server = cluster::Server::start(&cluster_config, id)
+    let server = cluster::Server::start(&config.cluster_config(), id)
         .await
         .with_context(|| format!("cannot start server {id} on {}", me.address))?;
+    // Taken before the driver owns the server: the status address changes the faults.
+    let faults = server.faults();
 
     print_banner(&config, id, &data, &state);
 
@@ -54,6 +49,7 @@ pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result
         status_listener,
         driver.status(),
         handle.clone(),
+        faults,
     ));
 
     // The driver keeps running while the shutdown future hands leadership over: it is
@@ -145,4 +141,7 @@ fn print_banner(config: &NodeConfig, id: u64, data: &DataDir, state: &HardState)
         on_off(config.election.crash_hint),
         on_off(config.election.transfer_on_stop)
     );
+    if config.faults.enabled {
+        println!("  faults     on: the status address takes fault commands (tests only)");
+    }
 }

@@ -13,7 +13,32 @@
 //!   most recently; `transfer ID` → to server ID. The answer is a [`TransferReply`]:
 //!   `{"id":5,"ok":true,"to":3}` once the hand-over has been sent, or
 //!   `{"id":2,"ok":false,"error":"not the leader (the leader is 5)","leader":5}`;
+//! - the fault commands below → a [`FaultReply`];
 //! - anything else (or a line too long, or not UTF-8) → `{"error":"…"}`.
+//!
+//! ## Fault commands
+//!
+//! With `enabled = true` in the configuration's `[faults]` section, these requests
+//! change what this server drops or delays (`cluster`'s fault layer), for tests and
+//! demonstrations. They act at this server only; a partition between two servers is
+//! made by blocking at either or both ends.
+//!
+//! - `block ID...` → drop every message to and from each peer ID;
+//! - `block-out ID...` → drop every message this server sends to them;
+//! - `block-in ID...` → drop every message this server receives from them;
+//! - `delay ID MIN_MS MAX_MS` → delay each message sent to ID by a uniformly drawn time
+//!   in `MIN_MS..=MAX_MS`, each independently, so they may be reordered (`0 0` clears);
+//! - `loss ID PERCENT` → drop that share (0 to 100, decimals allowed) of the messages
+//!   sent to ID;
+//! - `heal` → clear every fault at this server;
+//! - `faults` → change nothing, report.
+//!
+//! Each answers with this server's faults, one entry per peer:
+//! `{"id":1,"ok":true,"faults":[{"peer":2,"block_out":true,"block_in":true,
+//! "delay_min_ms":0,"delay_max_ms":0,"loss_percent":0.0},…]}`, or `ok` false and an
+//! `error` (an unknown peer, a malformed line; nothing is changed then). Without
+//! `[faults]` enabled every fault command answers
+//! `{"id":1,"ok":false,"error":"faults are disabled in the configuration …"}`.
 //!
 //! A client that sends nothing within [`LEGACY_GRACE`] after connecting gets the status
 //! line, as the first version of this protocol did (it only wrote the status line on
@@ -23,6 +48,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use cluster::{Faults, LinkFaults};
 use raft::{CommandError, DriverHandle, TransferError};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -55,6 +81,66 @@ pub struct TransferReply {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<u64>,
 }
+
+/// The answer to a fault command.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultReply {
+    /// The id of the server that answered.
+    pub id: u64,
+    /// Whether the command was carried out.
+    pub ok: bool,
+    /// This server's faults after the command, one entry per peer, when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Vec<LinkReport>>,
+    /// Why not, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The faults of the link between the answering server and one peer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The peer.
+    pub peer: u64,
+    /// Messages to the peer are dropped.
+    pub block_out: bool,
+    /// Messages from the peer are dropped.
+    pub block_in: bool,
+    /// Shortest extra delay of a message to the peer, in milliseconds.
+    pub delay_min_ms: u64,
+    /// Longest extra delay of a message to the peer, in milliseconds.
+    pub delay_max_ms: u64,
+    /// Share of messages to the peer dropped at random, in percent.
+    pub loss_percent: f64,
+}
+
+impl LinkReport {
+    fn of(peer: u64, link: &LinkFaults) -> LinkReport {
+        LinkReport {
+            peer,
+            block_out: link.block_outgoing,
+            block_in: link.block_incoming,
+            delay_min_ms: link.delay_min.as_millis() as u64,
+            delay_max_ms: link.delay_max.as_millis() as u64,
+            loss_percent: link.loss * 100.0,
+        }
+    }
+}
+
+/// The words that start a fault command.
+const FAULT_COMMANDS: [&str; 7] = [
+    "block",
+    "block-out",
+    "block-in",
+    "delay",
+    "loss",
+    "heal",
+    "faults",
+];
+
+/// The answer to every fault command when the configuration leaves the layer off.
+const FAULTS_DISABLED: &str =
+    "faults are disabled in the configuration (set enabled = true in its [faults] section)";
 
 use crate::config::NodeConfig;
 
@@ -112,18 +198,22 @@ impl StatusReport {
 
 /// Answers every connection on `listener` with one line of the protocol in the module
 /// documentation, until the task is aborted. Nothing a client sends can panic it.
+///
+/// `faults` is the server's fault layer, `None` when the configuration leaves it off.
 pub async fn serve(
     listener: TcpListener,
     status: watch::Receiver<raft::Status>,
     handle: DriverHandle,
+    faults: Option<Faults>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (status, handle) = (status.clone(), handle.clone());
+        let (status, handle, faults) = (status.clone(), handle.clone(), faults.clone());
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream, status, handle)).await;
+            let answering = answer(stream, status, handle, faults);
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, answering).await;
         });
     }
 }
@@ -133,6 +223,7 @@ async fn answer(
     mut stream: TcpStream,
     status: watch::Receiver<raft::Status>,
     handle: DriverHandle,
+    faults: Option<Faults>,
 ) -> std::io::Result<()> {
     // Peeking waits for the first byte of a request without consuming it; a client
     // that sends nothing (or closes at once) is a legacy status client.
@@ -146,6 +237,7 @@ async fn answer(
     let mut line = match request.as_deref().map(str::trim) {
         Ok("" | "status") => to_json(&StatusReport::of(&status.borrow())),
         Ok("transfer") => transfer(id, &handle, None).await,
+        Ok(other) if is_fault_command(other) => fault_command(id, faults.as_ref(), other),
         Ok(other) => match other.strip_prefix("transfer ").map(|n| n.trim().parse()) {
             Some(Ok(to)) => transfer(id, &handle, Some(to)).await,
             _ => error_line(&format!("unknown request {:?}", shorten(other))),
@@ -203,6 +295,109 @@ async fn transfer(id: u64, handle: &DriverHandle, to: Option<u64>) -> Vec<u8> {
         }
     };
     to_json(&reply)
+}
+
+fn is_fault_command(line: &str) -> bool {
+    let verb = line.split_whitespace().next().unwrap_or("");
+    FAULT_COMMANDS.contains(&verb)
+}
+
+/// Carries out one fault command and answers with the faults it leaves in place.
+fn fault_command(id: u64, faults: Option<&Faults>, line: &str) -> Vec<u8> {
+    let result = match faults {
+        None => Err(FAULTS_DISABLED.to_string()),
+        Some(faults) => apply_fault(faults, line),
+    };
+
+    let reply = match result {
+        Ok(()) => {
+            tracing::info!(node = id, request = line, "fault command carried out");
+            // Cannot be `None`: the command succeeded, so the layer is on.
+            let links = faults.map(Faults::links).unwrap_or_default();
+            FaultReply {
+                id,
+                ok: true,
+                faults: Some(links.iter().map(|(p, l)| LinkReport::of(*p, l)).collect()),
+                error: None,
+            }
+        }
+        Err(error) => FaultReply {
+            id,
+            ok: false,
+            faults: None,
+            error: Some(error),
+        },
+    };
+    to_json(&reply)
+}
+
+/// Parses a fault command (see the module documentation) and applies it. Every
+/// argument is checked before anything changes.
+fn apply_fault(faults: &Faults, line: &str) -> Result<(), String> {
+    let mut words = line.split_whitespace();
+    let verb = words.next().unwrap_or("");
+    let args: Vec<&str> = words.collect();
+    let peer = |text: &str| -> Result<u64, String> {
+        let peer = text
+            .parse()
+            .map_err(|_| format!("{:?} is not a server id", shorten(text)))?;
+        faults.link(peer).map_err(|e| e.to_string())?;
+        Ok(peer)
+    };
+    let number = |text: &str| -> Result<f64, String> {
+        match text.parse::<f64>() {
+            Ok(value) if value.is_finite() && value >= 0.0 => Ok(value),
+            _ => Err(format!("{:?} is not a number of at least 0", shorten(text))),
+        }
+    };
+    let usage = |form: &str| Err(format!("usage: {form}"));
+
+    match (verb, args.as_slice()) {
+        ("block" | "block-out" | "block-in", []) => usage(&format!("{verb} ID...")),
+        ("block" | "block-out" | "block-in", ids) => {
+            let peers = ids
+                .iter()
+                .map(|text| peer(text))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (outgoing, incoming) = (verb != "block-in", verb != "block-out");
+            for peer in peers {
+                let blocked = faults.update(peer, |link| {
+                    link.block_outgoing |= outgoing;
+                    link.block_incoming |= incoming;
+                });
+                blocked.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        ("delay", [to, min, max]) => {
+            let to = peer(to)?;
+            let (min, max) = (number(min)?, number(max)?);
+            let (min, max) = (
+                Duration::from_millis(min as u64),
+                Duration::from_millis(max as u64),
+            );
+            faults.set_delay(to, min, max).map_err(|e| e.to_string())
+        }
+        ("delay", _) => usage("delay ID MIN_MS MAX_MS"),
+        ("loss", [to, percent]) => {
+            let to = peer(to)?;
+            let percent = number(percent)?;
+            if percent > 100.0 {
+                return Err(format!("{percent} is not a percentage from 0 to 100"));
+            }
+            faults
+                .set_loss(to, percent / 100.0)
+                .map_err(|e| e.to_string())
+        }
+        ("loss", _) => usage("loss ID PERCENT"),
+        ("heal", []) => {
+            faults.heal();
+            Ok(())
+        }
+        ("heal", _) => usage("heal"),
+        ("faults", []) => Ok(()),
+        _ => usage("faults"),
+    }
 }
 
 fn error_line(problem: &str) -> Vec<u8> {
