@@ -17,7 +17,7 @@ use crate::history::{query_ports, History, PollVia, Poller};
 use crate::logs::{leaders_in_log, read_log};
 use crate::ports::free_ports;
 use crate::process::{run_to_exit, wait_at_most};
-use crate::status::{query_port, Observation, StatusRow};
+use crate::status::{query_port, request_port, Observation, StatusRow};
 
 /// The `[timing]` section of a test's configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +66,12 @@ pub struct ClusterSpec {
     pub crash_hint: bool,
     /// `election.transfer_on_stop`.
     pub transfer_on_stop: bool,
+    /// `faults.enabled`: the status ports take fault commands ([`Cluster::request`]).
+    pub faults: bool,
+    /// Server `N` listens on 127.0.0.`10+N` (election and status address) instead of
+    /// 127.0.0.1, so that firewall rules between addresses can cut single links.
+    /// Servers then dial from their own address.
+    pub address_per_server: bool,
 }
 
 impl ClusterSpec {
@@ -79,6 +85,22 @@ impl ClusterSpec {
             check_quorum: true,
             crash_hint: true,
             transfer_on_stop: true,
+            faults: false,
+            address_per_server: false,
+        }
+    }
+
+    /// The same with the fault commands of the status ports on or off.
+    pub fn faults(self, faults: bool) -> ClusterSpec {
+        ClusterSpec { faults, ..self }
+    }
+
+    /// The same with each server on an address of its own (127.0.0.`10+N`) or all on
+    /// 127.0.0.1.
+    pub fn address_per_server(self, address_per_server: bool) -> ClusterSpec {
+        ClusterSpec {
+            address_per_server,
+            ..self
         }
     }
 
@@ -143,9 +165,10 @@ impl Cluster {
 
         let mut servers = BTreeMap::new();
         for (id, pair) in (1..=spec.servers).zip(ports.chunks(2)) {
+            let ip = server_ip(&spec, id);
             let server = Server {
-                address: SocketAddr::from(([127, 0, 0, 1], pair[0])),
-                status_address: SocketAddr::from(([127, 0, 0, 1], pair[1])),
+                address: SocketAddr::from((ip, pair[0])),
+                status_address: SocketAddr::from((ip, pair[1])),
                 process: None,
                 paused: false,
             };
@@ -365,6 +388,25 @@ impl Cluster {
     }
 
     // ----- asking the servers -----
+
+    /// Sends one request line (such as `transfer` or `block 2`) to the status port of
+    /// server `id` and returns its JSON answer; `None` when it does not answer.
+    pub fn request(&self, id: u64, line: &str) -> Option<serde_json::Value> {
+        request_port(self.status_address(id), line)
+    }
+
+    /// Sends a fault command to server `id` and returns its answer.
+    ///
+    /// # Panics
+    ///
+    /// When the server does not answer or refuses the command.
+    pub fn fault(&self, id: u64, line: &str) -> serde_json::Value {
+        let answer = self
+            .request(id, line)
+            .unwrap_or_else(|| panic!("server {id} did not answer {line:?}"));
+        assert_eq!(answer["ok"], true, "server {id} refused {line:?}: {answer}");
+        answer
+    }
 
     /// Runs `raft-node status --json` and returns its rows, recorded in the history.
     ///
@@ -643,6 +685,16 @@ pub fn agreed_leader(live: &[u64], seen: &[Observation]) -> Option<(u64, u64)> {
     agreed.then_some((leader.id, leader.term))
 }
 
+/// The IP server `id` listens on.
+fn server_ip(spec: &ClusterSpec, id: u64) -> [u8; 4] {
+    if spec.address_per_server {
+        let last = u8::try_from(10 + id).expect("at most 245 servers on their own address");
+        [127, 0, 0, last]
+    } else {
+        [127, 0, 0, 1]
+    }
+}
+
 fn config_text(spec: &ClusterSpec, servers: &BTreeMap<u64, Server>) -> String {
     let t = &spec.timing;
     let mut text = format!(
@@ -656,7 +708,9 @@ fn config_text(spec: &ClusterSpec, servers: &BTreeMap<u64, Server>) -> String {
          pre_vote = {}\n\
          check_quorum = {}\n\
          crash_hint = {}\n\
-         transfer_on_stop = {}\n",
+         transfer_on_stop = {}\n\n\
+         [faults]\n\
+         enabled = {}\n",
         t.tick_ms,
         t.election_timeout_min_ms,
         t.election_timeout_max_ms,
@@ -665,6 +719,7 @@ fn config_text(spec: &ClusterSpec, servers: &BTreeMap<u64, Server>) -> String {
         spec.check_quorum,
         spec.crash_hint,
         spec.transfer_on_stop,
+        spec.faults,
     );
     for (id, server) in servers {
         let _ = write!(

@@ -76,3 +76,14 @@ pub(crate) fn query_port(address: SocketAddr) -> Option<Observation> {
     stream.read_to_string(&mut text).ok()?;
     serde_json::from_str(text.trim()).ok()
 }
+
+/// Sends one request line to the status port at `address` and parses its one-line
+/// JSON answer; `None` when it does not answer within a second or two.
+pub(crate) fn request_port(address: SocketAddr, line: &str) -> Option<serde_json::Value> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(format!("{line}\n").as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.trim()).ok()
+}

@@ -14,8 +14,9 @@ use clap::{Parser, ValueEnum};
 use tests::chaos::{self, ChaosOptions};
 use tests::Timing;
 
-/// Runs a cluster of raft-node processes under random SIGKILL/restart and
-/// SIGSTOP/SIGCONT faults and checks their logs afterwards.
+/// Runs a cluster of raft-node processes under random SIGKILL/restart,
+/// SIGSTOP/SIGCONT, partitions/heals (through the fault commands of the status ports)
+/// and leadership hand-overs, and checks their logs afterwards.
 #[derive(Debug, Parser)]
 struct Args {
     /// Number of servers.

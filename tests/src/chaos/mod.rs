@@ -1,6 +1,6 @@
 //! A chaos soak: a real cluster of `raft-node` processes under a seeded schedule of
-//! random faults (SIGKILL and restart, SIGSTOP and SIGCONT), checked afterwards from
-//! the servers' JSON logs.
+//! random faults (SIGKILL and restart, SIGSTOP and SIGCONT, partitions and heals) and
+//! leadership hand-overs, checked afterwards from the servers' JSON logs.
 //!
 //! The run:
 //!
@@ -17,7 +17,16 @@
 //!    re-dial and elect). Such a stretch longer than [`leaderless_bound`] is a
 //!    liveness breach.
 //!
-//! Partitions and leadership hand-overs are not injected yet; see [`Action`].
+//! "Up" means running, not paused and connected: a partitioned server (isolated, or
+//! muted so that nobody hears it) counts as down from the moment it is cut off until
+//! it is healed, and a leader stops counting as one when it goes down in any of these
+//! ways. So a majority is "up" only when it can talk among itself, and a leader is
+//! owed whenever such a majority has been up for the grace period.
+//!
+//! Partitions use the fault commands of the status ports (see [`Action`]), so the
+//! soak needs no root; the servers run with `[faults] enabled = true`. A hand-over
+//! asks whichever server leads at that moment; with no leader it is skipped and
+//! counted as `transfer skipped`.
 
 mod analysis;
 mod schedule;
@@ -90,7 +99,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.options;
         let a = &self.analysis;
-        let faults: usize = ["SIGKILL", "SIGSTOP"]
+        let faults: usize = ["SIGKILL", "SIGSTOP", "isolate", "mute"]
             .iter()
             .map(|kind| self.actions.get(kind).copied().unwrap_or(0))
             .sum();
@@ -109,7 +118,8 @@ impl fmt::Display for Summary {
             .iter()
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        writeln!(f, "  faults injected     {faults} ({})", kinds.join(", "))?;
+        writeln!(f, "  faults injected     {faults}")?;
+        writeln!(f, "  actions             {}", kinds.join(", "))?;
         writeln!(
             f,
             "  elections           {} (highest term {})",
@@ -161,7 +171,9 @@ fn now_ms() -> u64 {
 /// [`SETTLE_LIMIT`] after the faults; the cluster directory is then kept and printed.
 pub fn run(options: ChaosOptions, keep: Option<&Path>) -> Summary {
     let schedule = Schedule::generate(options.servers, options.duration, options.seed);
-    let spec = ClusterSpec::new(options.servers).timing(options.timing);
+    let spec = ClusterSpec::new(options.servers)
+        .timing(options.timing)
+        .faults(true);
     let started = Instant::now();
 
     let mut cluster = Cluster::start(spec);
@@ -181,8 +193,8 @@ pub fn run(options: ChaosOptions, keep: Option<&Path>) -> Summary {
         let due = faults_start + step.at;
         // Waiting for the schedule's next step, not for an event.
         thread::sleep(due.saturating_duration_since(Instant::now()));
-        apply(&mut cluster, step.action, &mut up);
-        *actions.entry(kind(step.action)).or_default() += 1;
+        let kind = apply(&mut cluster, step.action, &mut up);
+        *actions.entry(kind).or_default() += 1;
     }
 
     let live = cluster.live_ids();
@@ -221,19 +233,13 @@ pub fn run(options: ChaosOptions, keep: Option<&Path>) -> Summary {
     }
 }
 
-fn kind(action: Action) -> &'static str {
-    match action {
-        Action::Kill(_) => "SIGKILL",
-        Action::Restart(_) => "restart",
-        Action::Pause(_) => "SIGSTOP",
-        Action::Resume(_) => "SIGCONT",
-    }
-}
-
-/// Carries out one step and records when the server went down or came back. A server
-/// counts as down from just before the signal and as up once it answers again.
-fn apply(cluster: &mut Cluster, action: Action, up: &mut UpIntervals) {
-    let id = action.server();
+/// Carries out one step and records when the server went down or came back; returns
+/// the kind of action carried out. A server counts as down from just before the
+/// signal or fault command and as up once it answers again (or is healed).
+fn apply(cluster: &mut Cluster, action: Action, up: &mut UpIntervals) -> &'static str {
+    let Some(id) = action.server() else {
+        return hand_over(cluster);
+    };
     let intervals = up.entry(id).or_default();
     if action.is_fault() {
         if let Some(open) = intervals.last_mut().filter(|(_, end)| end.is_none()) {
@@ -241,15 +247,38 @@ fn apply(cluster: &mut Cluster, action: Action, up: &mut UpIntervals) {
         }
     }
 
+    let others = || {
+        let ids = cluster.ids().into_iter().filter(|&other| other != id);
+        ids.map(|other| other.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     match action {
         Action::Kill(_) => cluster.kill(id),
         Action::Restart(_) => restart(cluster, id),
         Action::Pause(_) => cluster.pause(id),
         Action::Resume(_) => cluster.resume(id),
+        Action::Isolate(_) => drop(cluster.fault(id, &format!("block {}", others()))),
+        Action::Mute(_) => drop(cluster.fault(id, &format!("block-out {}", others()))),
+        Action::Rejoin(_) => drop(cluster.fault(id, "heal")),
+        Action::Transfer => unreachable!("a hand-over concerns no one server"),
     }
 
-    if !action.is_fault() {
+    if action.is_recovery() {
         intervals.push((now_ms(), None));
+    }
+    action.kind()
+}
+
+/// Asks the server that claims to lead, if one does, to hand its leadership over.
+fn hand_over(cluster: &mut Cluster) -> &'static str {
+    let seen = cluster.observe();
+    let Some(leader) = seen.iter().find(|server| server.is_leader()) else {
+        return "transfer skipped";
+    };
+    match cluster.request(leader.id, "transfer") {
+        Some(answer) if answer["ok"] == true => Action::Transfer.kind(),
+        _ => "transfer skipped",
     }
 }
 

@@ -7,13 +7,13 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// One action on one server.
+/// One action on one server, or a hand-over by whichever server leads.
 ///
-/// Partitions (netns or iptables) and leadership hand-overs are not here yet. Each
-/// would be one more pair of variants (apply and undo, such as `Cut { from, to }` and
-/// `Heal`), drawn in [`Schedule::generate`] next to the others and carried out by
-/// `apply` in `chaos/mod.rs`; the log analysis needs no change as long as a
-/// partitioned server is recorded as down.
+/// Partitions are made with the fault commands of the status ports (`cluster`'s fault
+/// layer), not with iptables, so that the soak needs no root: a partitioned server
+/// keeps its connections but drops what it would send and, when isolated, what it
+/// receives. The analysis counts a partitioned server as down, as it counts a killed
+/// or paused one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// SIGKILL, as a crash would.
@@ -24,20 +24,58 @@ pub enum Action {
     Pause(u64),
     /// SIGCONT after a pause.
     Resume(u64),
+    /// Cut the server off from every peer, both ways (`block` of every peer).
+    Isolate(u64),
+    /// Cut the server's messages to every peer, while it still hears them
+    /// (`block-out` of every peer): a one-way partition.
+    Mute(u64),
+    /// Heal an isolated or muted server (`heal`).
+    Rejoin(u64),
+    /// Ask the leader, if there is one, to hand its leadership to a peer (`transfer`).
+    Transfer,
 }
 
 impl Action {
-    /// The server the action concerns.
-    pub fn server(self) -> u64 {
+    /// The server the action concerns; `None` for a hand-over, which goes to whichever
+    /// server leads at the time.
+    pub fn server(self) -> Option<u64> {
         match self {
-            Action::Kill(id) | Action::Restart(id) => id,
-            Action::Pause(id) | Action::Resume(id) => id,
+            Action::Kill(id) | Action::Restart(id) => Some(id),
+            Action::Pause(id) | Action::Resume(id) => Some(id),
+            Action::Isolate(id) | Action::Mute(id) | Action::Rejoin(id) => Some(id),
+            Action::Transfer => None,
         }
     }
 
-    /// Whether the action takes a server down (a fault) rather than back up.
+    /// Whether the action takes a server down or cuts it off (a fault) rather than
+    /// bringing it back.
     pub fn is_fault(self) -> bool {
-        matches!(self, Action::Kill(_) | Action::Pause(_))
+        matches!(
+            self,
+            Action::Kill(_) | Action::Pause(_) | Action::Isolate(_) | Action::Mute(_)
+        )
+    }
+
+    /// Whether the action brings a server back.
+    pub fn is_recovery(self) -> bool {
+        matches!(
+            self,
+            Action::Restart(_) | Action::Resume(_) | Action::Rejoin(_)
+        )
+    }
+
+    /// A short name of the kind of action, for counts.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Action::Kill(_) => "SIGKILL",
+            Action::Restart(_) => "restart",
+            Action::Pause(_) => "SIGSTOP",
+            Action::Resume(_) => "SIGCONT",
+            Action::Isolate(_) => "isolate",
+            Action::Mute(_) => "mute",
+            Action::Rejoin(_) => "heal",
+            Action::Transfer => "transfer",
+        }
     }
 }
 
@@ -48,6 +86,10 @@ impl fmt::Display for Action {
             Action::Restart(id) => write!(f, "restart {id}"),
             Action::Pause(id) => write!(f, "SIGSTOP {id}"),
             Action::Resume(id) => write!(f, "SIGCONT {id}"),
+            Action::Isolate(id) => write!(f, "isolate {id}"),
+            Action::Mute(id) => write!(f, "mute {id}"),
+            Action::Rejoin(id) => write!(f, "heal {id}"),
+            Action::Transfer => write!(f, "transfer"),
         }
     }
 }
@@ -78,11 +120,25 @@ const MAJORITY_LOSS_CHANCE: f64 = 0.15;
 /// Chance that a step brings a server back when some are down.
 const RECOVER_CHANCE: f64 = 0.5;
 
+/// Chance that a step is a leadership hand-over rather than a fault or a recovery.
+const TRANSFER_CHANCE: f64 = 0.15;
+
+/// How a fault is drawn: SIGKILL, SIGSTOP, isolation, then one-way cut, with these
+/// cumulative chances.
+const FAULT_KINDS: [(f64, Down); 4] = [
+    (0.3, Down::Killed),
+    (0.6, Down::Paused),
+    (0.85, Down::Isolated),
+    (1.0, Down::Muted),
+];
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Down {
     Up,
     Killed,
     Paused,
+    Isolated,
+    Muted,
 }
 
 impl Schedule {
@@ -100,6 +156,13 @@ impl Schedule {
             if at >= duration {
                 break;
             }
+            if rng.random_bool(TRANSFER_CHANCE) {
+                steps.push(Step {
+                    at,
+                    action: Action::Transfer,
+                });
+                continue;
+            }
 
             let (up, down): (Vec<usize>, Vec<usize>) =
                 (0..state.len()).partition(|&i| state[i] == Down::Up);
@@ -114,47 +177,55 @@ impl Schedule {
             let action = if recover {
                 let index = down[rng.random_range(0..down.len())];
                 let id = index as u64 + 1;
-                let action = match state[index] {
-                    Down::Killed => Action::Restart(id),
-                    _ => Action::Resume(id),
-                };
+                let action = recovery(state[index], id);
                 state[index] = Down::Up;
                 action
             } else {
                 let index = up[rng.random_range(0..up.len())];
                 let id = index as u64 + 1;
-                if rng.random_bool(0.5) {
-                    state[index] = Down::Killed;
-                    Action::Kill(id)
-                } else {
-                    state[index] = Down::Paused;
-                    Action::Pause(id)
+                let draw: f64 = rng.random();
+                let kind = FAULT_KINDS
+                    .iter()
+                    .find(|(chance, _)| draw < *chance)
+                    .map_or(Down::Muted, |&(_, kind)| kind);
+                state[index] = kind;
+                match kind {
+                    Down::Killed => Action::Kill(id),
+                    Down::Paused => Action::Pause(id),
+                    Down::Isolated => Action::Isolate(id),
+                    Down::Up | Down::Muted => Action::Mute(id),
                 }
             };
             steps.push(Step { at, action });
         }
 
-        for (index, down) in state.iter().enumerate() {
-            let id = index as u64 + 1;
-            let action = match down {
-                Down::Up => continue,
-                Down::Killed => Action::Restart(id),
-                Down::Paused => Action::Resume(id),
-            };
+        for (index, &down) in state.iter().enumerate() {
+            if down == Down::Up {
+                continue;
+            }
             steps.push(Step {
                 at: duration,
-                action,
+                action: recovery(down, index as u64 + 1),
             });
         }
         Schedule { steps }
     }
 
-    /// How many faults (kills and pauses) the schedule injects.
+    /// How many faults (kills, pauses and partitions) the schedule injects.
     pub fn faults(&self) -> usize {
         self.steps
             .iter()
             .filter(|step| step.action.is_fault())
             .count()
+    }
+}
+
+/// The action that brings server `id` back from `down`.
+fn recovery(down: Down, id: u64) -> Action {
+    match down {
+        Down::Killed => Action::Restart(id),
+        Down::Paused => Action::Resume(id),
+        Down::Up | Down::Isolated | Down::Muted => Action::Rejoin(id),
     }
 }
 
@@ -179,17 +250,46 @@ mod tests {
     fn the_schedule_is_consistent_and_ends_with_everyone_up() {
         for seed in 0..200 {
             let schedule = Schedule::generate(5, Duration::from_secs(120), seed);
-            let mut down = std::collections::BTreeSet::new();
+            let mut down = std::collections::BTreeMap::new();
             for step in &schedule.steps {
-                let id = step.action.server();
+                let Some(id) = step.action.server() else {
+                    continue;
+                };
                 if step.action.is_fault() {
-                    assert!(down.insert(id), "seed {seed}: {} while down", step.action);
+                    let earlier = down.insert(id, step.action);
+                    assert!(earlier.is_none(), "seed {seed}: {} while down", step.action);
                 } else {
-                    assert!(down.remove(&id), "seed {seed}: {} while up", step.action);
+                    let fault = down.remove(&id);
+                    let undone = fault.and_then(|fault| recovery_of(fault, id));
+                    assert_eq!(undone, Some(step.action), "seed {seed}: {}", step.action);
                 }
                 assert!(down.len() <= 3, "seed {seed}: {down:?} down at once");
             }
             assert!(down.is_empty(), "seed {seed}: {down:?} left down");
         }
+    }
+
+    fn recovery_of(fault: Action, id: u64) -> Option<Action> {
+        match fault {
+            Action::Kill(_) => Some(Action::Restart(id)),
+            Action::Pause(_) => Some(Action::Resume(id)),
+            Action::Isolate(_) | Action::Mute(_) => Some(Action::Rejoin(id)),
+            _ => None,
+        }
+    }
+
+    /// A long schedule draws every kind of action.
+    #[test]
+    fn a_long_schedule_has_every_kind_of_action() {
+        let schedule = Schedule::generate(5, Duration::from_secs(600), 3);
+        let kinds: std::collections::BTreeSet<&str> = schedule
+            .steps
+            .iter()
+            .map(|step| step.action.kind())
+            .collect();
+        let all = [
+            "SIGKILL", "restart", "SIGSTOP", "SIGCONT", "isolate", "mute", "heal", "transfer",
+        ];
+        assert_eq!(kinds, all.into_iter().collect(), "{schedule:?}");
     }
 }
