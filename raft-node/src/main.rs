@@ -4,17 +4,20 @@
 //! embedded default of five servers on 127.0.0.1 when no file is given, so that
 //! `raft-node 1` to `raft-node 5` in five terminals form a cluster. `raft-node status`
 //! asks every configured server how it is doing; `raft-node transfer` asks the leader to
-//! hand its leadership over.
+//! hand its leadership over. `raft-node demo` starts a whole cluster on this machine to
+//! watch, break and heal; `raft-node timeline` draws the election timeline from logs.
 
 // A binary has no public API: `pub` marks what one module offers the others.
 #![allow(unreachable_pub)]
 
 mod config;
 mod data_dir;
+mod demo;
 mod handover;
 mod logging;
 mod run;
 mod status;
+mod timeline;
 mod transfer;
 
 use std::path::PathBuf;
@@ -26,6 +29,8 @@ use crate::config::NodeConfig;
 use crate::logging::LogFormat;
 
 /// One server of a Raft cluster: elects a leader with its peers over TCP.
+///
+/// To see a whole cluster at once, run `raft-node demo`.
 ///
 /// Start `raft-node 1` to `raft-node 5` in five terminals: with no --config they form
 /// the embedded default cluster of five servers on 127.0.0.1 (ports 7001-7005, status
@@ -54,6 +59,38 @@ enum Command {
     /// TimeoutNow and the target wins an election at once. Without --to the leader
     /// picks the connected server it heard from most recently.
     Transfer(TransferArgs),
+    /// Start a whole cluster on this machine, watch it elect, break it and heal it.
+    ///
+    /// Starts N real servers (child processes of this executable) on free loopback
+    /// ports, with their state in a temporary directory, and shows a live view: one
+    /// row per server (process, network, role, term, leader, vote, time since the
+    /// leader was heard) and a log of elections and actions. Keys and typed commands
+    /// (after ':') kill, restart, pause and resume servers, partition the network and
+    /// heal it, hand leadership over and slow links; type 'help' for the list.
+    /// Timeouts are slowed down so that elections can be followed (--fast for the
+    /// paper's). q or Ctrl-C ends the demo: every server is stopped, the temporary
+    /// directory removed and the election timeline written as an SVG.
+    ///
+    /// With --script FILE, or commands on standard input when it is not a terminal,
+    /// the commands run unattended and the view is printed as text.
+    Demo(demo::DemoArgs),
+    /// Draw the election timeline (SVG) from servers' JSON logs.
+    ///
+    /// One lane per server coloured by role over time, with terms marked. Give the
+    /// logs of servers run with --log-format json (and a demo's demo.log, if any,
+    /// for its kills, pauses and partitions).
+    Timeline(TimelineArgs),
+}
+
+#[derive(Debug, Args)]
+struct TimelineArgs {
+    /// JSON log files, one per server (any order).
+    #[arg(required = true, value_name = "LOG")]
+    logs: Vec<PathBuf>,
+
+    /// Where to write the SVG.
+    #[arg(long, value_name = "FILE", default_value = "timeline.svg")]
+    out: PathBuf,
 }
 
 /// Options of the server itself.
@@ -122,6 +159,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Status(args)) => status_command(&args),
         Some(Command::Transfer(args)) => transfer_command(&args),
+        Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::Timeline(args)) => timeline::write_from_logs(&args.logs, None, &args.out)
+            .map(|summary| {
+                println!("{summary}");
+            }),
         None => run_command(cli.run),
     };
 

@@ -1,0 +1,183 @@
+//! The live view in a terminal: the screen redrawn in place (alternate screen, raw
+//! mode), single keys as shortcuts and a prompt line for typed commands. The terminal
+//! is given back as it was however the demo ends, panics included, because restoring
+//! it is the `Drop` of [`Terminal`].
+
+use std::io::{self, Write};
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::{cursor, execute, queue, style, terminal};
+use tokio::sync::mpsc;
+
+use super::view;
+
+/// The keys, as the footer shows them.
+const KEYS: [&str; 2] = [
+    "keys: k kill leader  r restart  p pause leader  c resume  s split leader off",
+    "      h heal  t transfer  w timeline  : command  ? help  q quit",
+];
+
+/// What a key press asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Nothing to carry out (the prompt was edited, or the key means nothing).
+    Nothing,
+    /// A shortcut key, with the prompt closed.
+    Shortcut(char),
+    /// A typed command line.
+    Line(String),
+    /// End the demo (q or Ctrl-C).
+    Quit,
+}
+
+/// The terminal while the demo owns it.
+#[derive(Debug)]
+pub struct Terminal {
+    /// The command being typed, while the prompt is open.
+    prompt: Option<String>,
+    /// The answer to the last command, shown on the last line.
+    message: String,
+}
+
+impl Terminal {
+    /// Takes over the terminal and starts reading keys into the returned channel.
+    pub fn open() -> anyhow::Result<(Terminal, mpsc::UnboundedReceiver<Event>)> {
+        terminal::enable_raw_mode()?;
+        let terminal = Terminal {
+            prompt: None,
+            message: "type : then a command, or a key below".into(),
+        };
+        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
+
+        let (keys, events) = mpsc::unbounded_channel();
+        // The thread blocks in `read` and ends with the process; it owns nothing that
+        // needs cleaning up.
+        std::thread::spawn(move || {
+            while let Ok(event) = crossterm::event::read() {
+                if keys.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((terminal, events))
+    }
+
+    /// Shows the answer to the last command.
+    pub fn set_message(&mut self, message: String) {
+        self.message = message;
+    }
+
+    /// Interprets one terminal event.
+    pub fn on_event(&mut self, event: Event) -> Input {
+        let Event::Key(KeyEvent {
+            code,
+            modifiers,
+            kind: KeyEventKind::Press | KeyEventKind::Repeat,
+            ..
+        }) = event
+        else {
+            return Input::Nothing;
+        };
+        // Raw mode turns Ctrl-C into a key instead of a signal.
+        if modifiers.contains(KeyModifiers::CONTROL) && code == KeyCode::Char('c') {
+            return Input::Quit;
+        }
+
+        match (&mut self.prompt, code) {
+            (Some(_), KeyCode::Esc) => {
+                self.prompt = None;
+                Input::Nothing
+            }
+            (Some(text), KeyCode::Enter) => {
+                let line = std::mem::take(text);
+                self.prompt = None;
+                Input::Line(line)
+            }
+            (Some(text), KeyCode::Backspace) => {
+                text.pop();
+                Input::Nothing
+            }
+            (Some(text), KeyCode::Char(c)) => {
+                text.push(c);
+                Input::Nothing
+            }
+            (Some(_), _) => Input::Nothing,
+            (None, KeyCode::Char(':' | '/') | KeyCode::Enter) => {
+                self.prompt = Some(String::new());
+                Input::Nothing
+            }
+            (None, KeyCode::Char('q')) => Input::Quit,
+            (None, KeyCode::Char(c)) => Input::Shortcut(c),
+            (None, _) => Input::Nothing,
+        }
+    }
+
+    /// Draws the screen: the table, the latest events, the keys and the prompt.
+    pub fn draw(&mut self, table: &[String], events: &[String]) {
+        let height = terminal::size().map_or(24, |(_, rows)| usize::from(rows));
+        let last = match &self.prompt {
+            Some(text) => format!(": {text}_"),
+            None => self.message.clone(),
+        };
+        let footer = vec![KEYS[0].to_string(), KEYS[1].to_string(), last];
+        let lines = view::screen(table, events, &footer, height);
+
+        let mut out = io::stdout().lock();
+        for (row, line) in lines.iter().enumerate() {
+            // Errors drawing are ignored: the next redraw tries again.
+            let _ = queue!(
+                out,
+                cursor::MoveTo(0, row as u16),
+                style::Print(line),
+                terminal::Clear(terminal::ClearType::UntilNewLine)
+            );
+        }
+        let _ = out.flush();
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = execute!(io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
+        let _ = terminal::disable_raw_mode();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode) -> Event {
+        Event::Key(KeyEvent::new(code, KeyModifiers::NONE))
+    }
+
+    /// Keys are shortcuts until `:` opens the prompt; Enter hands over the line.
+    #[test]
+    fn keys_are_shortcuts_until_the_prompt_opens() {
+        let mut terminal = Terminal {
+            prompt: None,
+            message: String::new(),
+        };
+
+        assert_eq!(
+            terminal.on_event(key(KeyCode::Char('k'))),
+            Input::Shortcut('k')
+        );
+        assert_eq!(terminal.on_event(key(KeyCode::Char(':'))), Input::Nothing);
+        for c in "kill 9".chars() {
+            assert_eq!(terminal.on_event(key(KeyCode::Char(c))), Input::Nothing);
+        }
+        terminal.on_event(key(KeyCode::Backspace));
+        terminal.on_event(key(KeyCode::Char('3')));
+        assert_eq!(
+            terminal.on_event(key(KeyCode::Enter)),
+            Input::Line("kill 3".into())
+        );
+        assert_eq!(terminal.on_event(key(KeyCode::Char('q'))), Input::Quit);
+
+        let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert_eq!(terminal.on_event(ctrl_c), Input::Quit);
+        // Dropping restores a terminal that was never taken over: harmless.
+        std::mem::forget(terminal);
+    }
+}
