@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{Cluster, ClusterSpec};
+use tests::{agreed_leader, Cluster, ClusterSpec, SETTLE_LIMIT};
 
 /// Sends `request` (raw bytes, possibly nothing) and returns the answer as JSON.
 fn ask(address: SocketAddr, request: &[u8]) -> Value {
@@ -59,5 +59,106 @@ fn each_request_gets_one_json_line_and_garbage_gets_an_error() {
 
     let again = ask(address, b"status\n");
     assert_eq!(again["id"].as_u64(), Some(follower));
+    cluster.finish();
+}
+
+/// Without `[faults] enabled = true` every fault command is refused with the same
+/// error, and the server carries on.
+#[test]
+fn fault_commands_are_refused_when_the_configuration_leaves_faults_off() {
+    let cluster = Cluster::start(ClusterSpec::new(3));
+    let address = cluster.status_address(1);
+
+    for request in ["block 2\n", "heal\n", "faults\n", "loss 2 10\n"] {
+        let answer = ask(address, request.as_bytes());
+        assert_eq!(answer["ok"], false, "{request:?}: {answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("faults are disabled in the configuration"),
+            "{request:?}: {answer}"
+        );
+    }
+    assert_eq!(ask(address, b"status\n")["id"].as_u64(), Some(1));
+    cluster.finish();
+}
+
+/// With faults on, each fault command changes this server's links as documented and
+/// answers with all of them; malformed commands change nothing. Blocking the leader
+/// from both its peers makes them elect another leader, and `heal` lets it follow.
+#[test]
+fn fault_commands_change_the_links_and_a_blocked_leader_is_replaced() {
+    let cluster = Cluster::start(ClusterSpec::new(3).faults(true));
+    let (leader, term) = cluster.wait_for_leader();
+    let peers: Vec<u64> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != leader)
+        .collect();
+    let (a, b) = (peers[0], peers[1]);
+    let address = cluster.status_address(leader);
+    let link = |answer: &Value, peer: u64| -> Value {
+        let links = answer["faults"].as_array().expect("a list of links");
+        let found = links
+            .iter()
+            .find(|link| link["peer"].as_u64() == Some(peer));
+        found
+            .cloned()
+            .unwrap_or_else(|| panic!("no link to {peer}: {answer}"))
+    };
+
+    let healthy = ask(address, b"faults\n");
+    assert_eq!(healthy["ok"], true, "{healthy}");
+    assert_eq!(
+        healthy["faults"].as_array().map(Vec::len),
+        Some(2),
+        "{healthy}"
+    );
+    assert_eq!(link(&healthy, a)["block_out"], false);
+
+    for bad in [
+        "block 99\n",
+        "block\n",
+        "delay 2 20 10\n",
+        "loss 2 150\n",
+        "heal now\n",
+    ] {
+        let answer = ask(address, bad.as_bytes());
+        assert_eq!(answer["ok"], false, "{bad:?}: {answer}");
+        assert!(answer["error"].is_string(), "{bad:?}: {answer}");
+    }
+    assert_eq!(
+        ask(address, b"faults\n"),
+        healthy,
+        "a refused command changed a link"
+    );
+
+    let delayed = ask(address, format!("delay {a} 5 10\n").as_bytes());
+    assert_eq!(link(&delayed, a)["delay_min_ms"], 5);
+    assert_eq!(link(&delayed, a)["delay_max_ms"], 10);
+    let lossy = ask(address, format!("loss {b} 12.5\n").as_bytes());
+    assert_eq!(link(&lossy, b)["loss_percent"], 12.5);
+    let one_way = ask(address, format!("block-in {a}\n").as_bytes());
+    assert_eq!(link(&one_way, a)["block_in"], true);
+    assert_eq!(link(&one_way, a)["block_out"], false);
+    let healed = ask(address, b"heal\n");
+    assert_eq!(healed, healthy);
+
+    let blocked = ask(address, format!("block {a} {b}\n").as_bytes());
+    for peer in [a, b] {
+        assert_eq!(link(&blocked, peer)["block_out"], true, "{blocked}");
+        assert_eq!(link(&blocked, peer)["block_in"], true, "{blocked}");
+    }
+    let (other, later) = cluster.wait_until("a leader among the others", SETTLE_LIMIT, |seen| {
+        let others: Vec<_> = seen.iter().filter(|s| s.id != leader).cloned().collect();
+        agreed_leader(&peers, &others)
+    });
+    assert!(other != leader && later > term);
+
+    ask(address, b"heal\n");
+    let live = cluster.ids();
+    let (again, _) = cluster.wait_until("all three agree", SETTLE_LIMIT, |seen| {
+        agreed_leader(&live, seen)
+    });
+    assert_eq!(again, other, "the healed leader deposed its successor");
     cluster.finish();
 }
