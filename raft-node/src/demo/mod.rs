@@ -109,7 +109,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         None => (
             NodeConfig::embedded_default(),
             WATCHING_TIMING,
-            "slowed for watching (--fast: paper's)".to_string(),
+            "slowed down to follow".to_string(),
         ),
     };
     let ids: Vec<u64> = match &args.config {

@@ -18,6 +18,9 @@ use crate::timeline::records::{self, Stamped};
 /// How long a server may take to answer a poll; a paused server never does.
 const ANSWER_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How [`check`] says a server it needed did not answer.
+pub const SILENT: &str = "does not answer";
+
 /// A server's answer to `status`. Fields the demo does not know are ignored, and
 /// `voted_for` is optional, so servers of older builds still answer usefully.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -105,7 +108,7 @@ pub fn check(condition: &Condition, answers: &Answers, running: &[u64]) -> Resul
             };
             for id in &servers {
                 match report(id) {
-                    None => return Err(format!("server {id} does not answer")),
+                    None => return Err(format!("server {id} {SILENT}")),
                     Some(r) if r.term != term || r.leader != Some(leader) => {
                         let follows = r.leader.map_or("nobody".into(), |l| l.to_string());
                         return Err(format!(

@@ -17,7 +17,7 @@ pub struct Header {
     pub servers: usize,
     /// Their timing.
     pub timing: Timing,
-    /// Where the timing comes from: `slowed for watching`, `the paper's (--fast)`...
+    /// Where the timing comes from: `slowed down to follow`, `of the Raft paper`...
     pub timing_source: String,
     /// The network in a few words, or why faults are unavailable.
     pub network: String,
