@@ -436,11 +436,18 @@ impl Node {
     /// Restarts the election timer: with a fresh random timeout from
     /// `[election_timeout_min, election_timeout_max)` normally (§5.2); while a crash
     /// hint says the leader is gone, with this server's survivor slot (at least one
-    /// tick). The slots only speed up elections among servers that all lost their
-    /// leader; timers never decide safety, votes do.
+    /// tick), except in a real election. The slots only speed up elections among
+    /// servers that all lost their leader; timers never decide safety, votes do.
+    ///
+    /// A candidate keeps the whole timeout even when hinted: its round waits for two
+    /// disk syncs (its own vote, then each voter's) that can take longer than a few
+    /// ticks on a busy machine, and a candidate that gave up after its slot would
+    /// start the next term before the grants of this one arrived, again and again.
+    /// A pre-vote round writes nothing, so a short retry costs nothing there.
     fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
-        self.election_timeout = if let Some(gone) = self.hinted {
+        let hinted = self.hinted.filter(|_| self.role != Role::Candidate);
+        self.election_timeout = if let Some(gone) = hinted {
             self.config
                 .crash_hint_delay(self.survivor_slot(gone))
                 .max(1)

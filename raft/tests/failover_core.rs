@@ -471,7 +471,8 @@ fn tick_into_pre_vote(node: &mut Node) {
 
 /// After a crash hint, a real vote refused by a majority (the survivors split their
 /// votes) is retried after a short delay, while a refused pre-vote (someone still
-/// hears a leader) returns the follower to ordinary timeouts.
+/// hears a leader) returns the follower to ordinary timeouts. The real election itself
+/// runs on an ordinary timeout.
 #[test]
 fn a_split_vote_after_a_crash_hint_is_retried_soon_but_a_refused_pre_vote_is_not() {
     let mut split = follower_of_2(1, defaults);
@@ -479,6 +480,9 @@ fn a_split_vote_after_a_crash_hint_is_retried_soon_but_a_refused_pre_vote_is_not
     tick_into_pre_vote(&mut split);
     let _ = split.step(3, vote_response(2, true, true));
     assert_eq!(split.role(), Role::Candidate);
+    // The real election is given a whole timeout: its round waits for disk syncs.
+    let timeout = split.election_timeout();
+    assert!((15..30).contains(&timeout), "{timeout}");
     let _ = split.step(2, vote_response(2, false, false));
     let _ = split.step(3, vote_response(2, false, false));
     assert_eq!(split.role(), Role::Follower);
