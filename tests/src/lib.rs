@@ -18,6 +18,11 @@
 //! saw is one the logs recorded, every leader had a majority of votes, and no server
 //! voted for two candidates in one term.
 //!
+//! With [`ClusterSpec::faults`] the servers take the fault commands of their status
+//! ports ([`Cluster::request`], [`Cluster::fault`]); with
+//! [`ClusterSpec::address_per_server`] each listens on an address of its own, which
+//! the partition tests combine with a [`Netns`] to cut links with iptables.
+//!
 //! Ports are chosen below the kernel's ephemeral range (see [`free_ports`]), so that
 //! no outgoing connection can take the port of a server while it is down.
 //!
