@@ -1,6 +1,6 @@
-//! The fault layer over real loopback TCP: blocks in each direction, delay within the
-//! range asked for, loss near the share asked for, heal; and dialling from one's own
-//! IP, which the partition tests rely on.
+//! The fault layer over real loopback TCP (blocks in each direction, delay within the
+//! range asked for, loss near the share asked for, heal) and in the in-process
+//! network; and dialling from one's own IP, which the partition tests rely on.
 
 mod common;
 
@@ -173,4 +173,36 @@ async fn dialling_from_own_ip_uses_the_listen_address_as_source() {
         .expect("accept");
     assert_eq!(from.ip().to_string(), "127.0.0.7");
     server.shutdown().await;
+}
+
+/// The fault layer works the same in the in-process network, under tokio's paused
+/// clock: a delay holds a message back for at least its minimum, and `block` drops
+/// both ways.
+#[tokio::test(start_paused = true)]
+async fn the_in_process_network_honours_the_fault_layer() {
+    let options = Options {
+        fault_injection: true,
+        ..Options::default()
+    };
+    let config = Config::loopback(2, 9000).with_options(options);
+    let network = cluster::Network::<Note>::new(config, 7);
+    let one = network.start(1).unwrap();
+    let mut two = network.start(2).unwrap();
+    let faults = one.faults().expect("fault layer on");
+
+    let delay = Duration::from_millis(500);
+    faults.set_delay(2, delay, delay).unwrap();
+    let sent_at = tokio::time::Instant::now();
+    one.send(2, 1, &note(1)).unwrap();
+    assert_eq!(two.recv().await.unwrap().message_id, 1);
+    assert!(
+        sent_at.elapsed() >= delay,
+        "arrived after {:?}",
+        sent_at.elapsed()
+    );
+
+    faults.heal();
+    faults.block(2).unwrap();
+    one.send(2, 2, &note(2)).unwrap();
+    assert!(common::recv_until_quiet(&mut two, QUIET).await.is_empty());
 }
