@@ -87,7 +87,8 @@ impl Netns {
     #[allow(unsafe_code)]
     pub fn enter(&self) {
         let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).unwrap_or_else(|error| panic!("cannot open {path}: {error}"));
+        let file = File::open(&path);
+        let file = file.unwrap_or_else(|error| panic!("cannot open {path}: {error}"));
         // SAFETY: the descriptor is open for the whole call; setns only reads it.
         let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
         assert_eq!(

@@ -170,7 +170,8 @@ fn one_way_cuts_to_and_from_the_leader_elect_a_leader_that_can_be_heard() {
     for follower in others(&cluster, &[first]) {
         netns.cut(cluster.address(first), cluster.address(follower));
     }
-    let (second, second_term) = cluster.wait_until("a leader the old one follows", REACT, |seen| {
+    let heard = "a leader the old one follows";
+    let (second, second_term) = cluster.wait_until(heard, REACT, |seen| {
         agreed_leader(&cluster.ids(), seen).filter(|&(leader, _)| leader != first)
     });
     assert!(second_term > first_term);
@@ -181,7 +182,8 @@ fn one_way_cuts_to_and_from_the_leader_elect_a_leader_that_can_be_heard() {
     for &follower in &followers {
         netns.cut(cluster.address(follower), cluster.address(second));
     }
-    let (third, third_term) = cluster.wait_until("a leader of the two that hear", REACT, |seen| {
+    let hearing = "a leader of the two that hear";
+    let (third, third_term) = cluster.wait_until(hearing, REACT, |seen| {
         agreed_leader(&followers, &among(seen, &followers))
     });
     assert!(third != second && third_term > second_term);
