@@ -47,11 +47,9 @@ pub struct Netns {
 
 impl Netns {
     /// Creates a namespace with its loopback interface up, or returns `None` after
-    /// printing why `test` is skipped: not root, or `ip` or `iptables` missing.
-    ///
-    /// # Panics
-    ///
-    /// When the tools are there but the namespace cannot be made.
+    /// printing why `test` is skipped: not root, `ip` or `iptables` missing, or a
+    /// namespace that cannot be made or used (root without the capability, as in an
+    /// unprivileged container).
     pub fn create(test: &str) -> Option<Netns> {
         if !is_root() {
             eprintln!("skipping {test}: it needs root for network namespaces and iptables");
@@ -66,9 +64,21 @@ impl Netns {
 
         let made = MADE.fetch_add(1, Ordering::Relaxed);
         let name = format!("raft-test-{}-{made}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
+        if let Err(problem) = try_run(Command::new("ip").args(["netns", "add", &name])) {
+            // Root without the capability, as in an unprivileged container.
+            eprintln!("skipping {test}: cannot make a network namespace: {problem}");
+            return None;
+        }
         let netns = Netns { name };
-        netns.exec(&["ip", "link", "set", "lo", "up"]);
+
+        // Dropping `netns` on the early returns deletes the namespace again.
+        let ready = netns
+            .try_exec(&["ip", "link", "set", "lo", "up"])
+            .and_then(|()| netns.try_exec(&["iptables", "-w", "-L", "OUTPUT", "-n"]));
+        if let Err(problem) = ready {
+            eprintln!("skipping {test}: the namespace is unusable: {problem}");
+            return None;
+        }
         Some(netns)
     }
 
@@ -106,9 +116,17 @@ impl Netns {
     ///
     /// When it fails.
     pub fn exec(&self, command: &[&str]) {
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(command));
+        if let Err(problem) = self.try_exec(command) {
+            panic!("{problem}");
+        }
+    }
+
+    fn try_exec(&self, command: &[&str]) -> Result<(), String> {
+        try_run(
+            Command::new("ip")
+                .args(["netns", "exec", &self.name])
+                .args(command),
+        )
     }
 
     /// Drops the messages of the server at `from` to the server listening on `to` (its
@@ -182,11 +200,12 @@ fn tool_runs(tool: &str) -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
-fn run(command: &mut Command) {
+/// Runs `command` to its end; the error names it and gives what it printed.
+fn try_run(command: &mut Command) -> Result<(), String> {
     let finished = run_to_exit(command, Duration::from_secs(20));
-    assert!(
-        finished.status.success(),
-        "{command:?} failed: {}",
-        finished.stderr
-    );
+    if finished.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed: {}", finished.stderr.trim()))
+    }
 }
