@@ -1,8 +1,9 @@
 //! The demo's commands: one per line, typed at the prompt or read from a script.
 //!
 //! ```text
-//! kill N|leader        SIGKILL a server           restart N|leader   start it again
-//! pause N|leader       SIGSTOP a server           resume N|leader    SIGCONT it
+//! kill N|leader        SIGKILL a server           restart [N|leader] start it again
+//! pause N|leader       SIGSTOP a server           resume [N|leader]  SIGCONT it
+//!                      (restart and resume with no server: every killed or paused one)
 //! partition 1,2 3,4,5  split the network (servers not named form one more group)
 //! heal                 clear every partition and slow link
 //! transfer [N]         ask the leader to hand its leadership to N (or its choice)
@@ -33,6 +34,8 @@ pub enum Target {
     Server(u64),
     /// Whichever server leads when the command runs.
     Leader,
+    /// Every killed server (`restart`) or every paused one (`resume`).
+    Every,
 }
 
 /// Something the cluster is expected to show.
@@ -127,6 +130,10 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
 
     let command = match verb {
         "kill" => Command::Kill(one_target(verb, rest)?),
+        "restart" | "resume" if rest.is_empty() => match verb {
+            "restart" => Command::Restart(Target::Every),
+            _ => Command::Resume(Target::Every),
+        },
         "restart" => Command::Restart(one_target(verb, rest)?),
         "pause" => Command::Pause(one_target(verb, rest)?),
         "resume" => Command::Resume(one_target(verb, rest)?),
@@ -299,6 +306,7 @@ impl fmt::Display for Target {
         match self {
             Target::Server(id) => write!(f, "{id}"),
             Target::Leader => f.write_str("leader"),
+            Target::Every => f.write_str("every"),
         }
     }
 }
@@ -321,6 +329,14 @@ mod tests {
         assert_eq!(
             parsed("resume 5 # comment"),
             Command::Resume(Target::Server(5))
+        );
+        assert_eq!(
+            parse("restart").unwrap(),
+            Some(Command::Restart(Target::Every))
+        );
+        assert_eq!(
+            parse("resume").unwrap(),
+            Some(Command::Resume(Target::Every))
         );
         assert_eq!(parse("kill").unwrap_err().0, "usage: kill ID|leader");
         assert_eq!(parse("kill x").unwrap_err().0, "\"x\" is not a server id");

@@ -34,7 +34,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use tokio::sync::mpsc;
 
-use self::servers::{DemoDir, Process, Servers};
+use self::servers::{DemoDir, Servers};
 use self::session::{Flow, Output, Session, POLL};
 use self::terminal::{Input, Terminal};
 use crate::config::{NodeConfig, Timing};
@@ -281,8 +281,8 @@ fn shortcut(session: &mut Session, key: char, timeline: &std::path::Path) -> Opt
     let line = match key {
         'k' => "kill leader".to_string(),
         'p' => "pause leader".to_string(),
-        'r' => format!("restart {}", session.first_in(Process::Down)?),
-        'c' => format!("resume {}", session.first_in(Process::Paused)?),
+        'r' => "restart".to_string(),
+        'c' => "resume".to_string(),
         's' => format!("partition {}", network::ids(&session.split_around_leader())),
         'h' => "heal".to_string(),
         't' => "transfer".to_string(),

@@ -224,15 +224,16 @@ impl Session {
                 self.answers.remove(&id);
             }
             Command::Restart(target) => {
-                let (id, label) = self.resolve(target, "restart")?;
-                if self.servers.process(id) != Process::Down {
-                    self.servers.kill(id)?;
-                }
-                self.record(ActionKind::Restart, &[id], Vec::new(), label)?;
-                self.last_logged.remove(&id);
-                self.servers.start(id)?;
-                if self.network != Network::default() {
-                    self.unsynced.insert(id);
+                for (id, label) in self.targets(target, Process::Down, "restart")? {
+                    if self.servers.process(id) != Process::Down {
+                        self.servers.kill(id)?;
+                    }
+                    self.record(ActionKind::Restart, &[id], Vec::new(), label)?;
+                    self.last_logged.remove(&id);
+                    self.servers.start(id)?;
+                    if self.network != Network::default() {
+                        self.unsynced.insert(id);
+                    }
                 }
             }
             Command::Pause(target) => {
@@ -242,16 +243,18 @@ impl Session {
                 self.answers.remove(&id);
             }
             Command::Resume(target) => {
-                let (id, label) = self.resolve(target, "resume")?;
-                self.servers.resume(id)?;
-                self.record(ActionKind::Resume, &[id], Vec::new(), label)?;
-                self.unsynced.insert(id);
+                for (id, label) in self.targets(target, Process::Paused, "resume")? {
+                    // Recorded first: the resumed server may log before we write.
+                    self.record(ActionKind::Resume, &[id], Vec::new(), label)?;
+                    self.servers.resume(id)?;
+                    self.unsynced.insert(id);
+                }
             }
             Command::Partition(named) => {
                 self.need_faults("partition")?;
                 let all = self.servers.ids();
-                if let Some(stranger) = named.iter().flatten().find(|id| !all.contains(id)) {
-                    bail!("there is no server {stranger}");
+                for &id in named.iter().flatten() {
+                    self.known(id)?;
                 }
                 let groups = self.network.partition(&named, &all);
                 let text: Vec<String> = groups.iter().map(|g| network::ids(g)).collect();
@@ -269,7 +272,7 @@ impl Session {
             Command::Slow { a, b, ms } => {
                 self.need_faults("slow")?;
                 for id in [a, b] {
-                    self.servers.config().server(id)?;
+                    self.known(id)?;
                 }
                 self.network.slow(a, b, ms);
                 let label = format!("slow {a}-{b} {ms} ms");
@@ -483,7 +486,7 @@ impl Session {
     fn resolve(&self, target: Target, verb: &str) -> anyhow::Result<(u64, String)> {
         match target {
             Target::Server(id) => {
-                self.servers.config().server(id)?;
+                self.known(id)?;
                 Ok((id, format!("{verb} {id}")))
             }
             Target::Leader => {
@@ -492,7 +495,43 @@ impl Session {
                     .ok_or_else(|| anyhow!("no server leads right now"))?;
                 Ok((id, format!("{verb} {id} (the leader)")))
             }
+            Target::Every => bail!("{verb} needs a server id or \"leader\""),
         }
+    }
+
+    /// Fails unless server `id` is one of the demo's.
+    fn known(&self, id: u64) -> anyhow::Result<()> {
+        let ids = self.servers.ids();
+        if !ids.contains(&id) {
+            bail!(
+                "there is no server {id} (the servers are {})",
+                network::ids(&ids)
+            );
+        }
+        Ok(())
+    }
+
+    /// The servers a target names, with `Every` meaning each server in `process`.
+    fn targets(
+        &self,
+        target: Target,
+        process: Process,
+        verb: &str,
+    ) -> anyhow::Result<Vec<(u64, String)>> {
+        if target != Target::Every {
+            return Ok(vec![self.resolve(target, verb)?]);
+        }
+        let ids: Vec<(u64, String)> = self
+            .servers
+            .ids()
+            .into_iter()
+            .filter(|&id| self.servers.process(id) == process)
+            .map(|id| (id, format!("{verb} {id}")))
+            .collect();
+        if ids.is_empty() {
+            bail!("no server is {}", process.as_str());
+        }
+        Ok(ids)
     }
 
     /// The leader of the highest term among the answers.
@@ -506,14 +545,6 @@ impl Session {
             })
             .max()
             .map(|(_, id)| id)
-    }
-
-    /// The id of the first server that is in `process`.
-    pub fn first_in(&self, process: Process) -> Option<u64> {
-        self.servers
-            .ids()
-            .into_iter()
-            .find(|&id| self.servers.process(id) == process)
     }
 
     /// The groups the `s` key splits into: the leader and the next server, against
@@ -595,6 +626,10 @@ impl Session {
         let leader = self
             .leader()
             .ok_or_else(|| anyhow!("no server leads right now"))?;
+        if to == Some(leader) {
+            self.say(format!("server {leader} already leads"));
+            return Ok(());
+        }
         let address = self.servers.config().server(leader)?.status_address;
         let request = match to {
             Some(to) => format!("transfer {to}"),
@@ -659,7 +694,7 @@ fn describe(record: &Record) -> Option<String> {
 
 /// The commands, for `help` and `?`.
 pub const HELP: &str = "\
-commands: kill N|leader, restart N|leader, pause N|leader, resume N|leader,
+commands: kill N|leader, restart [N|leader], pause N|leader, resume [N|leader],
   partition 1,2 3,4,5 (unnamed servers form one more group), heal, transfer [N],
   slow A B MS, wait 2s, wait-leader [in IDS] [TIMEOUT], wait-no-leader [in IDS],
   expect leader|no-leader [in IDS] [is N] [for 2s], timeline FILE, quit";

@@ -13,8 +13,8 @@ use super::view;
 
 /// The keys, as the footer shows them.
 const KEYS: [&str; 2] = [
-    "keys: k kill leader  r restart  p pause leader  c resume  s split leader off",
-    "      h heal  t transfer  w timeline  : command  ? help  q quit",
+    "keys: k kill leader  r restart killed  p pause leader  c resume paused  s split",
+    "      h heal  t transfer  w write timeline  : type a command  ? help  q quit",
 ];
 
 /// What a key press asks for.
@@ -174,6 +174,8 @@ mod tests {
             Input::Line("kill 3".into())
         );
         assert_eq!(terminal.on_event(key(KeyCode::Char('q'))), Input::Quit);
+
+        assert!(KEYS.iter().all(|line| line.chars().count() <= view::WIDTH));
 
         let ctrl_c = Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
         assert_eq!(terminal.on_event(ctrl_c), Input::Quit);

@@ -208,7 +208,10 @@ impl Timeline {
             })
             .collect();
         leaders.sort();
-        leaders.dedup_by_key(|&mut (_, term, server)| (term, server));
+        // One election can show as several spans: a leader paused and resumed leads
+        // again in the same term until it hears of a newer one.
+        let mut seen = std::collections::BTreeSet::new();
+        leaders.retain(|&(_, term, server)| seen.insert((term, server)));
         leaders
             .into_iter()
             .map(|(_, term, server)| (term, server))
@@ -398,6 +401,25 @@ mod tests {
             ]
         );
         assert_eq!(timeline.leaders(), vec![(1, 1), (2, 2)]);
+
+        // A leader paused and resumed in its term is still one election.
+        let paused = Timeline::build(vec![
+            role(0, 1, Role::Leader, 1),
+            action(10, ActionKind::Pause, &[1], &[]),
+            action(20, ActionKind::Resume, &[1], &[]),
+            role(30, 1, Role::Follower, 2),
+        ]);
+        let states: Vec<_> = paused.lanes[0].spans.iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                SpanState::Running(Role::Leader),
+                SpanState::Paused,
+                SpanState::Running(Role::Leader),
+                SpanState::Running(Role::Follower),
+            ]
+        );
+        assert_eq!(paused.leaders(), vec![(1, 1)]);
         let labels: Vec<_> = timeline.markers.iter().map(|m| m.kind).collect();
         assert_eq!(
             labels,
