@@ -323,3 +323,64 @@ fn piped_commands_run_and_timeline_draws_the_kept_logs() {
     drawn.dedup();
     assert_eq!(drawn.len(), 2, "{drawn:?}");
 }
+
+/// SIGTERM in the middle of a script ends the demo at once: exit status 1 naming the
+/// signal, every server stopped, the temporary directory removed, the timeline written.
+#[test]
+fn sigterm_mid_script_stops_everything() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(dir.path().join("script.txt"), "wait-leader 10s\nwait 60s\n")
+        .expect("write the script");
+    let config = write_config(dir.path(), 5);
+    let mut child = Command::new(raft_node_binary())
+        .current_dir(dir.path())
+        .arg("demo")
+        .arg("--config")
+        .arg(&config)
+        .args(["--script", "script.txt", "--timeline", "timeline.svg"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+
+    // Read the output on a thread until the script reaches its long wait.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { break };
+            let _ = lines.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    loop {
+        let line = seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the demo reaches its wait within 30 s");
+        if line == "> wait 60s" {
+            break;
+        }
+    }
+
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(killed.expect("run kill").success());
+    let started = std::time::Instant::now();
+    let output = child.wait_with_output().expect("the demo ends");
+    let stdout = reader.join().expect("reader thread");
+
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    read_svg(dir.path());
+    assert_nothing_left(&stdout);
+}
