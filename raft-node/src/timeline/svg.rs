@@ -3,7 +3,7 @@
 //! vertical lines labelled above the lanes. Hand-written rather than through a plotting
 //! library because the picture is rectangles, lines and text placed by hand anyway.
 
-use std::fmt::Write;
+use std::fmt::{Display, Write};
 
 use raft::Role;
 
@@ -35,7 +35,7 @@ fn fill(state: SpanState) -> &'static str {
 
 fn marker_colour(kind: ActionKind) -> &'static str {
     match kind {
-        ActionKind::Kill => "#cb181d",
+        ActionKind::Kill => CUT_COLOUR,
         ActionKind::Restart | ActionKind::Resume | ActionKind::Start => "#2171b5",
         ActionKind::Pause => "#6a51a3",
         ActionKind::Partition | ActionKind::Slow => "#8c510a",
@@ -54,42 +54,55 @@ pub fn render_svg(timeline: &Timeline) -> String {
     let x = |at: Micros| LEFT + (at - timeline.start) as f64 / span * plot_width;
 
     let mut svg = String::new();
-    // Writing to a String cannot fail; the results are ignored throughout.
+    let view_box = format!("0 0 {WIDTH} {height}");
     let _ = writeln!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" font-size="12">"#
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"{view_box}\" font-family=\"sans-serif\" font-size=\"12\">"
     );
-    let _ = writeln!(svg, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        svg,
-        r#"<text x="{LEFT}" y="22" font-size="15" font-weight="bold">Election timeline, {} to {} UTC</text>"#,
+    let background: [(&str, &dyn Display); 3] =
+        [("width", &"100%"), ("height", &"100%"), ("fill", &"white")];
+    element(&mut svg, "rect", &background, None);
+    let title = format!(
+        "Election timeline, {} to {} UTC",
         clock::clock_seconds(timeline.start),
         clock::clock_seconds(timeline.end)
     );
+    let title_at: [(&str, &dyn Display); 4] = [
+        ("x", &LEFT),
+        ("y", &22),
+        ("font-size", &15),
+        ("font-weight", &"bold"),
+    ];
+    element(&mut svg, "text", &title_at, Some(&title));
     legend(&mut svg);
 
     for (index, lane) in timeline.lanes.iter().enumerate() {
         let top = LANES_TOP + index as f64 * (LANE_HEIGHT + LANE_GAP);
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}" text-anchor="end">server {}</text>"#,
-            LEFT - 8.0,
-            top + LANE_HEIGHT / 2.0 + 4.0,
-            lane.server
-        );
+        let middle = top + LANE_HEIGHT / 2.0 + 4.0;
+        let name = format!("server {}", lane.server);
+        let name_at: [(&str, &dyn Display); 3] = [
+            ("x", &Px(LEFT - 8.0)),
+            ("y", &Px(middle)),
+            ("text-anchor", &"end"),
+        ];
+        element(&mut svg, "text", &name_at, Some(&name));
 
         let mut previous_term = None;
         for piece in &lane.spans {
             let (left, right) = (x(piece.from), x(piece.to));
-            let _ = writeln!(
-                svg,
-                r#"<rect class="span" data-server="{}" data-state="{}" data-term="{}" x="{left:.1}" y="{top}" width="{:.1}" height="{LANE_HEIGHT}" fill="{}"/>"#,
-                lane.server,
-                state_name(piece.state),
-                piece.term,
-                (right - left).max(0.5),
-                fill(piece.state)
-            );
+            let rect: [(&str, &dyn Display); 9] = [
+                ("class", &"span"),
+                ("data-server", &lane.server),
+                ("data-state", &state_name(piece.state)),
+                ("data-term", &piece.term),
+                ("x", &Px(left)),
+                ("y", &Px(top)),
+                ("width", &Px((right - left).max(0.5))),
+                ("height", &LANE_HEIGHT),
+                ("fill", &fill(piece.state)),
+            ];
+            element(&mut svg, "rect", &rect, None);
 
             // The term is written where it changes, or inside any leader span, when
             // the span is wide enough to hold the number.
@@ -97,60 +110,113 @@ pub fn render_svg(timeline: &Timeline) -> String {
             let leads = piece.state == SpanState::Running(Role::Leader);
             if (new_term || leads) && right - left >= 22.0 {
                 let colour = if leads { "white" } else { "#252525" };
-                let _ = writeln!(
-                    svg,
-                    r#"<text x="{:.1}" y="{}" font-size="10" fill="{colour}">t{}</text>"#,
-                    left + 3.0,
-                    top + LANE_HEIGHT / 2.0 + 4.0,
-                    piece.term
+                let term_at: [(&str, &dyn Display); 4] = [
+                    ("x", &Px(left + 3.0)),
+                    ("y", &Px(middle)),
+                    ("font-size", &10),
+                    ("fill", &colour),
+                ];
+                element(
+                    &mut svg,
+                    "text",
+                    &term_at,
+                    Some(&format!("t{}", piece.term)),
                 );
             }
             if new_term && previous_term.is_some() {
-                let _ = writeln!(
-                    svg,
-                    r##"<line x1="{left:.1}" y1="{}" x2="{left:.1}" y2="{}" stroke="#252525" stroke-width="1"/>"##,
-                    top - 3.0,
-                    top
-                );
+                line(&mut svg, (left, top - 3.0), (left, top), "#252525", None);
             }
             previous_term = Some(piece.term);
         }
 
         // A partition is a red bar under the lane while it lasts.
         for &(from, to) in &lane.cut {
-            let _ = writeln!(
-                svg,
-                r##"<rect class="cut" data-server="{}" x="{:.1}" y="{}" width="{:.1}" height="4" fill="#cb181d"/>"##,
-                lane.server,
-                x(from),
-                top + LANE_HEIGHT + 2.0,
-                (x(to) - x(from)).max(0.5)
-            );
+            let bar: [(&str, &dyn Display); 7] = [
+                ("class", &"cut"),
+                ("data-server", &lane.server),
+                ("x", &Px(x(from))),
+                ("y", &Px(top + LANE_HEIGHT + 2.0)),
+                ("width", &Px((x(to) - x(from)).max(0.5))),
+                ("height", &4),
+                ("fill", &CUT_COLOUR),
+            ];
+            element(&mut svg, "rect", &bar, None);
         }
     }
 
     for (index, marker) in timeline.markers.iter().enumerate() {
         let at = x(marker.at);
-        let row = index % LABEL_ROWS;
-        let label_y = 66.0 + row as f64 * 16.0;
+        let label_y = 66.0 + (index % LABEL_ROWS) as f64 * 16.0;
         let colour = marker_colour(marker.kind);
-        let _ = writeln!(
-            svg,
-            r#"<line class="marker" x1="{at:.1}" y1="{}" x2="{at:.1}" y2="{}" stroke="{colour}" stroke-dasharray="4 3"/>"#,
-            label_y + 3.0,
-            axis_y - LANE_GAP + 4.0
+        let bottom = axis_y - LANE_GAP + 4.0;
+        line(
+            &mut svg,
+            (at, label_y + 3.0),
+            (at, bottom),
+            colour,
+            Some("marker"),
         );
-        let _ = writeln!(
-            svg,
-            r#"<text class="marker-label" x="{:.1}" y="{label_y}" fill="{colour}" font-size="11">{}</text>"#,
-            at + 2.0,
-            escape(&marker.label)
-        );
+        let label_at: [(&str, &dyn Display); 5] = [
+            ("class", &"marker-label"),
+            ("x", &Px(at + 2.0)),
+            ("y", &Px(label_y)),
+            ("fill", &colour),
+            ("font-size", &11),
+        ];
+        element(&mut svg, "text", &label_at, Some(&marker.label));
     }
 
     axis(&mut svg, timeline, axis_y, &x);
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The colour of a partition's bar.
+const CUT_COLOUR: &str = "#cb181d";
+
+/// A coordinate, written with one decimal.
+struct Px(f64);
+
+impl Display for Px {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:.1}", self.0)
+    }
+}
+
+/// Appends one element on a line of its own: `<name a="v"/>`, or with `text` (escaped)
+/// inside. Writing to a String cannot fail, so results are ignored here.
+fn element(svg: &mut String, name: &str, attributes: &[(&str, &dyn Display)], text: Option<&str>) {
+    let _ = write!(svg, "<{name}");
+    for (key, value) in attributes {
+        let _ = write!(svg, " {key}=\"{}\"", escape(&value.to_string()));
+    }
+    match text {
+        Some(text) => {
+            let _ = writeln!(svg, ">{}</{name}>", escape(text));
+        }
+        None => svg.push_str("/>\n"),
+    }
+}
+
+/// Appends a line; dashed when it has a class (the markers).
+fn line(svg: &mut String, from: (f64, f64), to: (f64, f64), colour: &str, class: Option<&str>) {
+    let mut attributes: Vec<(&str, &dyn Display)> = Vec::new();
+    let class_name = class.unwrap_or_default();
+    if class.is_some() {
+        attributes.push(("class", &class_name));
+    }
+    let (x1, y1, x2, y2) = (Px(from.0), Px(from.1), Px(to.0), Px(to.1));
+    attributes.extend([
+        ("x1", &x1 as &dyn Display),
+        ("y1", &y1),
+        ("x2", &x2),
+        ("y2", &y2),
+        ("stroke", &colour),
+    ]);
+    if class.is_some() {
+        attributes.push(("stroke-dasharray", &"4 3"));
+    }
+    element(svg, "line", &attributes, None);
 }
 
 fn legend(svg: &mut String) {
@@ -164,19 +230,30 @@ fn legend(svg: &mut String) {
     ];
     let mut left = LEFT;
     for (name, state) in entries {
-        let _ = writeln!(
-            svg,
-            r##"<rect x="{left}" y="34" width="14" height="12" fill="{}" stroke="#969696"/><text x="{}" y="44">{name}</text>"##,
-            fill(state),
-            left + 18.0
-        );
+        let swatch: [(&str, &dyn Display); 6] = [
+            ("x", &Px(left)),
+            ("y", &34),
+            ("width", &14),
+            ("height", &12),
+            ("fill", &fill(state)),
+            ("stroke", &"#969696"),
+        ];
+        element(svg, "rect", &swatch, None);
+        let text_at: [(&str, &dyn Display); 2] = [("x", &Px(left + 18.0)), ("y", &44)];
+        element(svg, "text", &text_at, Some(name));
         left += 26.0 + 7.0 * name.len() as f64;
     }
-    let _ = writeln!(
-        svg,
-        r##"<rect x="{left}" y="38" width="14" height="4" fill="#cb181d"/><text x="{}" y="44">cut off by a partition</text>"##,
-        left + 18.0
-    );
+
+    let bar: [(&str, &dyn Display); 5] = [
+        ("x", &Px(left)),
+        ("y", &38),
+        ("width", &14),
+        ("height", &4),
+        ("fill", &CUT_COLOUR),
+    ];
+    element(svg, "rect", &bar, None);
+    let text_at: [(&str, &dyn Display); 2] = [("x", &Px(left + 18.0)), ("y", &44)];
+    element(svg, "text", &text_at, Some("cut off by a partition"));
 }
 
 /// Ticks at a round step giving at most ten, labelled with the UTC clock.
@@ -191,10 +268,12 @@ fn axis(svg: &mut String, timeline: &Timeline, axis_y: f64, x: &impl Fn(Micros) 
         .unwrap_or(600_000);
     let step = step_ms * 1000;
 
-    let _ = writeln!(
+    line(
         svg,
-        r##"<line x1="{LEFT}" y1="{axis_y}" x2="{}" y2="{axis_y}" stroke="#525252"/>"##,
-        WIDTH - RIGHT
+        (LEFT, axis_y),
+        (WIDTH - RIGHT, axis_y),
+        "#525252",
+        None,
     );
     let mut tick = (timeline.start + step - 1).div_euclid(step) * step;
     while tick <= timeline.end {
@@ -204,12 +283,14 @@ fn axis(svg: &mut String, timeline: &Timeline, axis_y: f64, x: &impl Fn(Micros) 
         } else {
             clock::clock_seconds(tick)
         };
-        let _ = writeln!(
-            svg,
-            r##"<line x1="{at:.1}" y1="{axis_y}" x2="{at:.1}" y2="{}" stroke="#525252"/><text x="{at:.1}" y="{}" text-anchor="middle" font-size="10">{label}</text>"##,
-            axis_y + 5.0,
-            axis_y + 18.0
-        );
+        line(svg, (at, axis_y), (at, axis_y + 5.0), "#525252", None);
+        let label_at: [(&str, &dyn Display); 4] = [
+            ("x", &Px(at)),
+            ("y", &Px(axis_y + 18.0)),
+            ("text-anchor", &"middle"),
+            ("font-size", &10),
+        ];
+        element(svg, "text", &label_at, Some(&label));
         tick += step;
     }
 }
