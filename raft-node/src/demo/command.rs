@@ -244,8 +244,8 @@ fn among<'a>(rest: &'a [&'a str]) -> Result<(Option<Vec<u64>>, &'a [&'a str]), P
 }
 
 fn expect(rest: &[&str]) -> Result<Command, ParseError> {
-    const USAGE: &str =
-        "usage: expect leader [in IDS] [is N] [for DURATION] | expect no-leader [in IDS] [for DURATION]";
+    const USAGE: &str = "usage: expect leader [in IDS] [is N] [for DURATION], \
+         or expect no-leader [in IDS] [for DURATION]";
     let Some((&what, rest)) = rest.split_first() else {
         return fail(USAGE);
     };

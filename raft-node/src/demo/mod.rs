@@ -52,7 +52,8 @@ const WATCHING_TIMING: Timing = Timing {
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// How many servers to start (ids 1 to N).
-    #[arg(long, default_value_t = 5, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=26))]
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=26))]
     nodes: u64,
 
     /// Take the server ids, the timing and the election switches from this raft-node

@@ -252,7 +252,10 @@ mod tests {
     fn tail_reads_whole_lines_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("server-1.log");
-        let line = r#"{"timestamp":"2026-12-03T18:20:57.5Z","message":"became candidate","node":1,"term":2}"#;
+        let line = concat!(
+            r#"{"timestamp":"2026-12-03T18:20:57.5Z","#,
+            r#""message":"became candidate","node":1,"term":2}"#
+        );
         let mut tail = LogTail::new(path.clone());
         assert!(tail.read_new().is_empty());
 

@@ -152,7 +152,11 @@ mod tests {
     /// A server's role change is read with its node, term and votes.
     #[test]
     fn role_changes_are_read_from_server_lines() {
-        let line = r#"{"timestamp":"2026-12-03T18:20:57.500178Z","level":"INFO","message":"became leader","node":3,"term":2,"votes":"[1, 3]","target":"raft::node"}"#;
+        let line = concat!(
+            r#"{"timestamp":"2026-12-03T18:20:57.500178Z","level":"INFO","#,
+            r#""message":"became leader","node":3,"term":2,"votes":"[1, 3]","#,
+            r#""target":"raft::node"}"#
+        );
         let stamped = parse_line(line).unwrap();
 
         assert_eq!(
@@ -190,7 +194,8 @@ mod tests {
     #[test]
     fn other_lines_are_skipped() {
         let text = "raft-node 1 of cluster \"raft-local\"\n\
-            {\"timestamp\":\"2026-12-03T18:20:57.349156Z\",\"message\":\"peer connected\",\"peer\":3}\n\
+            {\"timestamp\":\"2026-12-03T18:20:57.349156Z\",\
+             \"message\":\"peer connected\",\"peer\":3}\n\
             {\"timestamp\":\"2026-12-03T18:20:57.5Z\",\"message\":\"became follower\"}\n\
             {not json\n";
         assert_eq!(parse_log(text), vec![]);
