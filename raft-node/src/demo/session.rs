@@ -61,6 +61,8 @@ pub struct Session {
     unsynced: BTreeSet<u64>,
     /// Role, term and leader of each answering server at the last frame.
     last_roles: BTreeMap<u64, (String, u64, Option<u64>)>,
+    /// Whether the first frame was shown; role-change frames wait for it.
+    shown: bool,
     /// The last role change each server logged, so that repeats (a pre-candidate
     /// polling again and again in a minority) show once.
     last_logged: BTreeMap<u64, (raft::Role, u64)>,
@@ -92,6 +94,7 @@ impl Session {
             unsynced: BTreeSet::new(),
             last_roles: BTreeMap::new(),
             last_logged: BTreeMap::new(),
+            shown: false,
             output,
         };
 
@@ -131,6 +134,7 @@ impl Session {
             }
             tokio::time::sleep(POLL).await;
         }
+        session.shown = true;
         session.frame("started");
         Ok(session)
     }
@@ -207,7 +211,7 @@ impl Session {
             .any(|(id, now)| self.last_roles.get(id) != Some(now));
         if changed {
             self.last_roles.extend(roles);
-            if let Output::Script = self.output {
+            if matches!(self.output, Output::Script) && self.shown {
                 self.frame("roles changed");
             }
         }
@@ -353,7 +357,7 @@ impl Session {
             self.output = Output::Script;
             // The terminal is back with its cursor where the demo started, which may
             // be mid-line; what follows starts on a line of its own.
-            println!();
+            print_out("\n");
         }
     }
 
@@ -392,8 +396,7 @@ impl Session {
                     out.push_str(&line);
                     out.push('\n');
                 }
-                print!("{out}");
-                let _ = std::io::stdout().flush();
+                print_out(&out);
             }
             Output::Terminal(_) => self.draw(),
         }
@@ -402,10 +405,7 @@ impl Session {
     /// A line for the person watching: printed in script mode, an event otherwise.
     pub fn say(&mut self, text: String) {
         match self.output {
-            Output::Script => {
-                println!("{text}");
-                let _ = std::io::stdout().flush();
-            }
+            Output::Script => print_out(&format!("{text}\n")),
             Output::Terminal(_) => self.events.push(text),
         }
     }
@@ -413,8 +413,7 @@ impl Session {
     /// A line of the event log, shown in both modes.
     fn event(&mut self, text: String) {
         if let Output::Script = self.output {
-            println!("  {text}");
-            let _ = std::io::stdout().flush();
+            print_out(&format!("  {text}\n"));
         }
         self.events.push(text);
     }
@@ -670,6 +669,14 @@ impl Session {
         self.event(format!("{}  > {label}", clock::clock_millis(at)));
         Ok(())
     }
+}
+
+/// Writes to standard output and flushes. A reader that went away (`| head`) is no
+/// reason to stop, let alone to panic with servers running: errors are ignored.
+fn print_out(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
 
 /// A server's log line in the event log, or `None` for lines not shown.

@@ -6,10 +6,11 @@
 use std::io::{self, Write};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::style::{Attribute, Color};
 use crossterm::{cursor, execute, queue, style, terminal};
 use tokio::sync::mpsc;
 
-use super::view;
+use super::view::{self, Tone};
 
 /// The keys, as the footer shows them.
 const KEYS: [&str; 2] = [
@@ -124,11 +125,28 @@ impl Terminal {
 
         let mut out = io::stdout().lock();
         for (row, line) in lines.iter().enumerate() {
+            let (colour, bold) = match view::tone(line) {
+                Tone::Plain => (None, false),
+                Tone::Title => (None, true),
+                Tone::Leader => (Some(Color::Green), true),
+                Tone::Campaigning => (Some(Color::Yellow), false),
+                Tone::Down => (Some(Color::DarkGrey), false),
+                Tone::Paused => (Some(Color::Magenta), false),
+                Tone::Action => (Some(Color::Cyan), false),
+            };
             // Errors drawing are ignored: the next redraw tries again.
+            let _ = queue!(out, cursor::MoveTo(0, row as u16));
+            if let Some(colour) = colour {
+                let _ = queue!(out, style::SetForegroundColor(colour));
+            }
+            if bold {
+                let _ = queue!(out, style::SetAttribute(Attribute::Bold));
+            }
             let _ = queue!(
                 out,
-                cursor::MoveTo(0, row as u16),
                 style::Print(line),
+                style::SetAttribute(Attribute::Reset),
+                style::ResetColor,
                 terminal::Clear(terminal::ClearType::UntilNewLine)
             );
         }

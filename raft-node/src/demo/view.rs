@@ -109,6 +109,59 @@ pub fn screen(
     lines
 }
 
+/// How the terminal shows a line of the screen: plain text stays readable without
+/// colour, so colour only repeats what the words say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    /// As it is.
+    Plain,
+    /// The first header line.
+    Title,
+    /// A leader's row, or a leader's election in the events.
+    Leader,
+    /// A pre-candidate's or candidate's row.
+    Campaigning,
+    /// A killed server's row.
+    Down,
+    /// A paused server's row.
+    Paused,
+    /// An action of the demo in the events.
+    Action,
+}
+
+/// The tone of `line`, a line of [`screen`], read from the columns [`table`] writes.
+pub fn tone(line: &str) -> Tone {
+    if line.starts_with("raft-node demo:") {
+        return Tone::Title;
+    }
+    let column = |from: usize, width: usize| -> String {
+        line.chars()
+            .skip(from)
+            .take(width)
+            .collect::<String>()
+            .trim()
+            .to_string()
+    };
+    let is_row = column(0, 3).parse::<u64>().is_ok();
+    if is_row {
+        // PROCESS starts at column 5, ROLE at 26 (see the format in `table`).
+        return match (column(5, 7).as_str(), column(26, 13).as_str()) {
+            ("killed", _) => Tone::Down,
+            ("paused", _) => Tone::Paused,
+            (_, "leader") => Tone::Leader,
+            (_, "pre-candidate" | "candidate") => Tone::Campaigning,
+            _ => Tone::Plain,
+        };
+    }
+    if line.contains("  > ") {
+        Tone::Action
+    } else if line.contains(" became leader ") {
+        Tone::Leader
+    } else {
+        Tone::Plain
+    }
+}
+
 /// `120 ms` below a second, `1.2 s` below a minute, `3 min` beyond.
 fn milliseconds(ms: u64) -> String {
     match ms {
@@ -210,6 +263,27 @@ mod tests {
         assert!(lines[6].contains("paused") && lines[6].contains("(frozen)"));
         assert!(lines[7].contains("killed"));
         assert!(lines[8].ends_with("1.2 s"));
+
+        let tones: Vec<Tone> = lines.iter().map(|line| tone(line)).collect();
+        assert_eq!(
+            tones,
+            vec![
+                Tone::Title,
+                Tone::Plain,
+                Tone::Plain,
+                Tone::Plain,
+                Tone::Campaigning,
+                Tone::Leader,
+                Tone::Paused,
+                Tone::Down,
+                Tone::Plain,
+            ]
+        );
+        assert_eq!(tone("18:33:18.963  > kill 4 (the leader)"), Tone::Action);
+        assert_eq!(
+            tone("18:33:16.089  server 4 became leader in term 1"),
+            Tone::Leader
+        );
     }
 
     /// The screen keeps the latest events that fit and puts the footer last.
