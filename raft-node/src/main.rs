@@ -113,6 +113,12 @@ struct RunArgs {
     /// (default info; debug shows every message).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
     log_format: LogFormat,
+
+    /// Exit at once when standard input reaches its end. `raft-node demo` starts its
+    /// servers with a pipe it holds as their standard input, so that they end with the
+    /// demo even when it is killed with SIGKILL and cannot stop them itself.
+    #[arg(long, hide = true)]
+    exit_with_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -178,6 +184,9 @@ fn main() -> ExitCode {
 
 fn run_command(args: RunArgs) -> anyhow::Result<()> {
     logging::init(args.log_format);
+    if args.exit_with_stdin {
+        exit_when_stdin_closes();
+    }
 
     let config = args.common.load()?;
     // Cannot fail: clap requires the id when no subcommand is given.
@@ -188,6 +197,16 @@ fn run_command(args: RunArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run::run(config, id, &data_dir))
+}
+
+/// Watches standard input on a thread of its own and ends the process, as abruptly as
+/// SIGKILL would, once it closes: the state on disk is written crash-safely anyway.
+fn exit_when_stdin_closes() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+        tracing::info!("standard input closed, exiting");
+        std::process::exit(0);
+    });
 }
 
 fn status_command(args: &StatusArgs) -> anyhow::Result<()> {

@@ -384,3 +384,56 @@ fn sigterm_mid_script_stops_everything() {
     read_svg(dir.path());
     assert_nothing_left(&stdout);
 }
+
+/// A demo killed with SIGKILL cannot stop its servers, yet they end with it, a paused
+/// one included: their standard input closes (or, paused, the kernel hangs them up).
+#[test]
+fn servers_end_with_a_demo_killed_by_sigkill() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    std::fs::write(
+        dir.path().join("script.txt"),
+        "wait-leader 10s\npause 1\nwait 60s\n",
+    )
+    .expect("write the script");
+    let config = write_config(dir.path(), 5);
+    let mut child = Command::new(raft_node_binary())
+        .current_dir(dir.path())
+        .arg("demo")
+        .arg("--config")
+        .arg(&config)
+        .args(["--script", "script.txt", "--no-timeline"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the demo");
+
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut printed = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("read the demo's output");
+        printed.push_str(&line);
+        printed.push('\n');
+        if line == "> wait 60s" {
+            break;
+        }
+    }
+    assert!(printed.contains("> wait 60s"), "{printed}");
+    child.kill().expect("SIGKILL the demo");
+    child.wait().expect("reap the demo");
+
+    // The directory cannot be removed by a killed demo; the test removes it.
+    let files = files_dir(&printed);
+    let pids = server_pids(&printed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let running = |pid: &u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status.starts_with("Name:\traft-node") && !status.contains("State:\tZ")
+    };
+    while pids.iter().any(running) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<&u32> = pids.iter().filter(|pid| running(pid)).collect();
+    let _ = std::fs::remove_dir_all(&files);
+    assert!(left.is_empty(), "servers {left:?} outlived the demo");
+}

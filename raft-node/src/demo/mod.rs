@@ -15,9 +15,10 @@
 //! expectation, a panic), every server is killed and the temporary directory removed;
 //! the election timeline is written as an SVG first.
 //!
-//! Not handled: if the demo itself is killed with SIGKILL, its servers keep running
-//! (each in its own process group) until stopped by hand; their pids are printed at
-//! start.
+//! Even a demo killed with SIGKILL takes its servers with it: each server's standard
+//! input is a pipe the demo holds, and a server started with `--exit-with-stdin` exits
+//! when it closes. A server paused at that moment is woken by the kernel (its process
+//! group is orphaned) with SIGHUP, which ends it. Only the temporary directory stays.
 
 mod command;
 mod network;

@@ -2,7 +2,8 @@
 //! executable, each with its own data directory and JSON log in the demo's directory.
 //!
 //! Each child runs in a process group of its own, so a Ctrl-C typed at the terminal
-//! reaches the demo alone, which then stops every child itself. Signals are sent with
+//! reaches the demo alone, which then stops every child itself; and each reads a pipe
+//! from the demo as its standard input, so that it exits if the demo dies first. Signals are sent with
 //! the system's `kill` command: the workspace denies unsafe code, and a signal a
 //! second is no cost worth a dependency.
 
@@ -168,10 +169,12 @@ impl Servers {
             .arg(&self.config_path)
             .arg("--data-dir")
             .arg(&data_dir)
-            .args(["--log-format", "json"])
+            .args(["--log-format", "json", "--exit-with-stdin"])
             // The timeline needs the role changes, logged at info.
             .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
+            // The pipe's other end stays with the demo: when the demo ends, however it
+            // ends, the server sees its input close and exits (--exit-with-stdin).
+            .stdin(Stdio::piped())
             .stdout(out)
             .stderr(log)
             .process_group(0)
