@@ -2,12 +2,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::ConfigError;
+use crate::tls::TlsFiles;
 
 /// A server's number, unique within one cluster.
 pub type ServerId = u64;
@@ -105,6 +106,11 @@ impl Default for Options {
 /// dial_from_own_ip = false       # dial from the IP of this server's own address
 /// fault_injection = false        # switch the fault layer on (tests only)
 ///
+/// [tls]                          # optional: mutual TLS on every link
+/// ca = "certs/ca.pem"            # relative paths start at the file's directory
+/// cert = "certs/server-{id}.pem" # {id} becomes the server's id
+/// key = "certs/server-{id}-key.pem"
+///
 /// [[servers]]
 /// id = 1
 /// address = "127.0.0.1:7001"
@@ -113,11 +119,14 @@ impl Default for Options {
 /// id = 2
 /// address = "127.0.0.1:7002"
 /// ```
+///
+/// Without `[tls]` links are plain TCP, and a server says so in a warning at start.
 #[derive(Debug, Clone)]
 pub struct Config {
     cluster_name: String,
     servers: Vec<ServerAddress>,
     options: Options,
+    tls: Option<TlsFiles>,
     origin: String,
 }
 
@@ -129,6 +138,15 @@ struct FileConfig {
     options: FileOptions,
     #[serde(default)]
     servers: Vec<FileServer>,
+    tls: Option<FileTls>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +203,7 @@ impl Config {
                 .map(|(id, address)| ServerAddress { id, address })
                 .collect(),
             options: Options::default(),
+            tls: None,
             origin: ORIGIN_CODE.to_owned(),
         }
     }
@@ -209,7 +228,15 @@ impl Config {
         self
     }
 
-    /// Reads and checks a TOML file (format in the type's documentation).
+    /// Switches the links to mutual TLS with these files (see [`TlsFiles`]); they are
+    /// read when a server starts.
+    pub fn with_tls(mut self, files: TlsFiles) -> Config {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Reads and checks a TOML file (format in the type's documentation). Relative
+    /// paths in its `[tls]` section are taken from the file's directory.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
         let origin = path.display().to_string();
@@ -217,10 +244,14 @@ impl Config {
             origin: origin.clone(),
             source,
         })?;
-        Config::from_toml(&text, &origin)
+        let mut config = Config::from_toml(&text, &origin)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.tls = config.tls.map(|files| files.relative_to(base));
+        Ok(config)
     }
 
     /// Parses and checks TOML text; `origin` names it in errors (usually a file path).
+    /// Relative paths in `[tls]` stay relative to the working directory.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             origin: origin.to_owned(),
@@ -250,6 +281,7 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_CLUSTER_NAME.to_owned()),
             servers,
             options: file.options.into_options(),
+            tls: file.tls.map(|tls| TlsFiles::new(tls.ca, tls.cert, tls.key)),
             origin: origin.to_owned(),
         };
         config.validate()?;
@@ -410,6 +442,11 @@ impl Config {
     /// The options.
     pub fn options(&self) -> &Options {
         &self.options
+    }
+
+    /// The TLS files, or `None` for plain TCP.
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// Where the configuration came from: a file path, or `<code>`.

@@ -4,6 +4,11 @@
 //! While that writer is parked with nothing queued, a sender may write a frame
 //! straight to the socket ([`DirectPath`]), sparing the hand-off to the writer task on
 //! the round-trip path.
+//!
+//! Over TLS the dialer checks that the listener's certificate is bound to the peer it
+//! dialled (see [`crate::tls`]) before introducing itself. The direct path is plain TCP
+//! only: a TLS session encrypts under one lock that the writer task holds, so every
+//! frame goes through the queue.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,16 +16,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
 use crate::backoff::Backoff;
 use crate::config::{Config, ServerId};
 use crate::envelope::PeerEvent;
 use crate::handshake::{self, Hello, Refusal, PROTOCOL_VERSION};
 use crate::server::{Core, EventSink, Wiring};
+use crate::tls::TlsIdentity;
 
 /// Most frames taken from the queue at once.
 const BATCH: usize = 512;
@@ -159,6 +169,9 @@ enum DialError {
     Refused,
     /// The peer answered the handshake with a refusal.
     Handshake(Refusal),
+    /// The TLS handshake failed: a certificate refused by either side, or a peer that
+    /// does not speak TLS.
+    Tls(io::Error),
     /// Anything else: timeout, reset, unreachable.
     Other(io::Error),
 }
@@ -174,10 +187,18 @@ struct Link {
     addr: SocketAddr,
     /// The local address to dial from; `None` lets the operating system choose.
     local: Option<SocketAddr>,
+    /// Mutual TLS, when configured, with the name the peer's certificate must hold.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+/// An open, introduced outbound connection.
+enum Established {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
 }
 
 /// Spawns one outbound task per peer on the server's task tracker.
-pub(crate) fn spawn_all<M>(config: Arc<Config>, wiring: Wiring<M>) {
+pub(crate) fn spawn_all<M>(config: Arc<Config>, tls: Option<TlsIdentity>, wiring: Wiring<M>) {
     let Wiring {
         core,
         queues,
@@ -213,6 +234,9 @@ pub(crate) fn spawn_all<M>(config: Arc<Config>, wiring: Wiring<M>) {
             peer,
             addr,
             local,
+            tls: tls
+                .as_ref()
+                .map(|tls| (tls.client_config(), tls.name_of(peer))),
         };
         tasks.spawn(run_link(link, queue));
     }
@@ -269,6 +293,9 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
             Err(DialError::Handshake(refusal)) => {
                 tracing::warn!(peer, %addr, reason = %refusal, "handshake refused by peer");
             }
+            Err(DialError::Tls(e)) => {
+                tracing::warn!(peer, %addr, reason = %e, "TLS handshake failed");
+            }
             Err(DialError::Other(e)) => {
                 tracing::debug!(peer, %addr, reason = %e, "dial failed");
             }
@@ -282,7 +309,7 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
     }
 }
 
-async fn dial(link: &Link, hello: &[u8]) -> Result<TcpStream, DialError> {
+async fn dial(link: &Link, hello: &[u8]) -> Result<Established, DialError> {
     let options = link.config.options();
     let socket = if link.addr.is_ipv4() {
         TcpSocket::new_v4()
@@ -305,27 +332,70 @@ async fn dial(link: &Link, hello: &[u8]) -> Result<TcpStream, DialError> {
     };
     stream.set_nodelay(true).map_err(DialError::Other)?;
 
+    let Some((tls, name)) = &link.tls else {
+        introduce(&mut stream, hello, options.handshake_timeout).await?;
+        return Ok(Established::Plain(stream));
+    };
+
+    // The name asked for binds the listener's certificate to the peer dialled.
+    let connecting = TlsConnector::from(Arc::clone(tls)).connect(name.clone(), stream);
+    let mut stream = match tokio::time::timeout(options.handshake_timeout, connecting).await {
+        Err(_) => return Err(DialError::Other(io::ErrorKind::TimedOut.into())),
+        Ok(Err(e)) => return Err(DialError::Tls(e)),
+        Ok(Ok(stream)) => stream,
+    };
+    introduce(&mut stream, hello, options.handshake_timeout).await?;
+    Ok(Established::Tls(Box::new(stream)))
+}
+
+/// Sends the introduction and reads the acceptor's answer.
+async fn introduce<S>(stream: &mut S, hello: &[u8], timeout: Duration) -> Result<(), DialError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let exchange = async {
         stream.write_all(hello).await?;
-        handshake::read_answer(&mut stream).await
+        stream.flush().await?;
+        handshake::read_answer(stream).await
     };
-    match tokio::time::timeout(options.handshake_timeout, exchange).await {
+    match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Err(DialError::Other(io::ErrorKind::TimedOut.into())),
+        // In TLS 1.3 the listener checks the dialer's certificate after the dialer's
+        // side of the handshake is done, so its refusal arrives here, as an alert.
+        Ok(Err(e)) if is_tls_error(&e) => Err(DialError::Tls(e)),
         Ok(Err(e)) => Err(DialError::Other(e)),
         Ok(Ok(Err(refusal))) => Err(DialError::Handshake(refusal)),
-        Ok(Ok(Ok(()))) => Ok(stream),
+        Ok(Ok(Ok(()))) => Ok(()),
     }
+}
+
+fn is_tls_error(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
 }
 
 /// Writes queued frames until the connection fails or the server stops; returns why
 /// it stopped. Frames taken from the queue but not written are lost.
-async fn write_frames(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>, link: &Link) -> String {
+async fn write_frames(
+    stream: Established,
+    queue: &mut mpsc::Receiver<Bytes>,
+    link: &Link,
+) -> String {
+    let stream = match stream {
+        Established::Plain(stream) => stream,
+        Established::Tls(stream) => {
+            let (mut reader, writer) = tokio::io::split(*stream);
+            let mut sink = TlsSink(writer);
+            return write_queued(&mut reader, &mut sink, queue, link).await;
+        }
+    };
+
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(writer);
     let direct = &link.core.direct[link.index];
     direct.lock().half = Some(Arc::clone(&writer));
 
-    let reason = write_queued(&mut reader, &writer, queue, link).await;
+    let reason = write_queued(&mut reader, &mut &*writer, queue, link).await;
 
     // Senders must not write to a connection given up on; the last reference to the
     // write half goes with this task, which closes it.
@@ -336,12 +406,16 @@ async fn write_frames(stream: TcpStream, queue: &mut mpsc::Receiver<Bytes>, link
     reason
 }
 
-async fn write_queued(
-    reader: &mut OwnedReadHalf,
-    writer: &OwnedWriteHalf,
+async fn write_queued<R, W>(
+    reader: &mut R,
+    writer: &mut W,
     queue: &mut mpsc::Receiver<Bytes>,
     link: &Link,
-) -> String {
+) -> String
+where
+    R: AsyncRead + Unpin,
+    W: FrameSink,
+{
     let shutdown = &link.core.shutdown;
     let counters = &link.core.counters[link.index];
     let direct = &link.core.direct[link.index];
@@ -372,6 +446,11 @@ async fn write_queued(
             read = reader.read(&mut probe) => {
                 return match read {
                     Ok(0) => "closed by peer".into(),
+                    // A TLS peer that closes without a close_notify alert, as a
+                    // killed process does.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        "closed by peer".into()
+                    }
                     Ok(_) => "unexpected bytes from peer".into(),
                     Err(e) => e.to_string(),
                 };
@@ -402,7 +481,7 @@ async fn write_queued(
                 let written = tokio::select! {
                     biased;
                     _ = &mut cancelled => return "shut down".into(),
-                    written = write_all(writer, &out) => written,
+                    written = writer.write_all_frames(&out) => written,
                 };
                 out.clear();
                 if let Err(e) = written {
@@ -422,15 +501,34 @@ async fn write_queued(
     }
 }
 
-/// Writes all of `buf` through a write half shared with the senders' direct path.
-async fn write_all(writer: &OwnedWriteHalf, mut buf: &[u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match writer.try_write(buf) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = &buf[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => writer.writable().await?,
-            Err(e) => return Err(e),
+/// Where the writer task puts the bytes it gathered.
+trait FrameSink {
+    /// Writes all of `buf` and pushes it onto the wire.
+    async fn write_all_frames(&mut self, buf: &[u8]) -> io::Result<()>;
+}
+
+/// A plain TCP write half shared with the senders' direct path.
+impl FrameSink for &OwnedWriteHalf {
+    async fn write_all_frames(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                Err(e) => return Err(e),
+            }
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// The writing half of a TLS session, which only the writer task uses.
+struct TlsSink(WriteHalf<TlsStream<TcpStream>>);
+
+impl FrameSink for TlsSink {
+    async fn write_all_frames(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.0.write_all(buf).await?;
+        // rustls holds encrypted records until flushed.
+        self.0.flush().await
+    }
 }

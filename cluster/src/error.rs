@@ -4,6 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::config::ServerId;
+use crate::tls::TlsError;
 
 /// A configuration was refused. Every variant names where it came from (a file path,
 /// or `<code>` for a configuration built in code) and, where it applies, the field.
@@ -62,6 +63,15 @@ pub enum StartError {
         addr: SocketAddr,
         /// The underlying failure.
         source: io::Error,
+    },
+
+    /// The TLS files could not be used (the message names the field and the file).
+    #[error("{origin}: {source}")]
+    Tls {
+        /// The configuration's file path, or `<code>`.
+        origin: String,
+        /// What is wrong.
+        source: TlsError,
     },
 
     /// In the in-process network, a server with this id is already running.

@@ -45,6 +45,8 @@ pub(crate) enum Refusal {
     UnknownId,
     /// The dialer claims the acceptor's own id.
     OwnId,
+    /// Over TLS: the dialer claims an id its certificate is not bound to.
+    CertificateMismatch,
 }
 
 /// Status byte for an accepted connection.
@@ -58,6 +60,7 @@ impl Refusal {
             Refusal::WrongCluster => 3,
             Refusal::UnknownId => 4,
             Refusal::OwnId => 5,
+            Refusal::CertificateMismatch => 6,
         }
     }
 
@@ -67,6 +70,7 @@ impl Refusal {
             3 => Refusal::WrongCluster,
             4 => Refusal::UnknownId,
             5 => Refusal::OwnId,
+            6 => Refusal::CertificateMismatch,
             _ => Refusal::Malformed,
         }
     }
@@ -80,6 +84,7 @@ impl fmt::Display for Refusal {
             Refusal::WrongCluster => "wrong cluster name",
             Refusal::UnknownId => "sender id not in configuration",
             Refusal::OwnId => "sender claims the receiver's own id",
+            Refusal::CertificateMismatch => "sender id not bound to its certificate",
         })
     }
 }

@@ -99,10 +99,34 @@
 //!
 //! The acceptor answers with a one-byte frame `00 00 00 01 <status>`: 0 accepted,
 //! 1 malformed, 2 wrong [`PROTOCOL_VERSION`], 3 wrong cluster name, 4 sender id not in
-//! the configuration, 5 sender claims the acceptor's own id. A refusal is logged as a
-//! warning (`handshake refused`) with the remote address and the reason, and the
-//! connection is closed. A second accepted connection from the same id replaces the
-//! first, which is closed.
+//! the configuration, 5 sender claims the acceptor's own id, 6 (over TLS) sender id not
+//! bound to its certificate. A refusal is logged as a warning (`handshake refused`)
+//! with the remote address and the reason, and the connection is closed. A second
+//! accepted connection from the same id replaces the first, which is closed.
+//!
+//! # TLS
+//!
+//! With a `[tls]` section ([`Config::with_tls`], [`TlsFiles`]) every link runs over
+//! mutual TLS 1.3 (rustls with the *ring* provider), and the handshake above runs
+//! inside it. Both sides present a certificate of the cluster's authority, bound to a
+//! server id by the DNS name `server-<id>.<cluster name>` ([`server_name`]):
+//!
+//! - the dialer asks for the name of the peer it dials, so a listener holding another
+//!   server's certificate fails the TLS handshake (`TLS handshake failed`, a warning
+//!   with the peer and the reason);
+//! - the acceptor refuses a dialer whose certificate the authority did not sign, or
+//!   that has expired (`handshake refused`, reason `TLS: …`), and one that claims an id
+//!   its certificate does not name (status 6; the warning adds `claimed` and the
+//!   `certificate`'s ids);
+//! - a peer without TLS is refused the same way, and a TLS server dialling a plain
+//!   one is refused by it as malformed.
+//!
+//! The files are read when a server starts; a file that is missing or unreadable, a
+//! certificate out of its validity or not bound to the server, and a key that is not
+//! the certificate's fail the start with [`StartError::Tls`], naming the field and the
+//! file. Without TLS a server logs one warning at start that its links are plain TCP.
+//! Over TLS every frame goes through the writer's queue (no direct write; see
+//! Connections), which costs some latency on a lone request.
 //!
 //! # Delivery contract
 //!
@@ -194,7 +218,11 @@
 //!
 //! # Known limitations
 //!
-//! - No encryption or authentication: the handshake's sender id is trusted.
+//! - Without `[tls]`, no encryption or authentication: the handshake's sender id is
+//!   trusted. With it, any holder of a valid certificate for an id is trusted as that
+//!   server; there is no revocation list, so a leaked key is only shut out by a new
+//!   authority (rotation) or by the certificate's expiry. Files are read at start:
+//!   renewed certificates take effect when a server restarts.
 //! - Frames are capped at 64 MiB; large transfers need chunking above this layer.
 //! - Loss is silent apart from counters and connection events; there is no
 //!   acknowledgement or retransmission.
@@ -230,6 +258,7 @@ mod listener;
 mod memory;
 mod server;
 mod stats;
+mod tls;
 
 pub use codec::{decode_limit, decode_payload, encode_frame, FrameDecoder};
 pub use config::{
@@ -243,3 +272,4 @@ pub use handshake::PROTOCOL_VERSION;
 pub use memory::{LinkConditions, Network};
 pub use server::{Sender, Server};
 pub use stats::{PeerStats, ServerStats};
+pub use tls::{certificate_ids, server_name, TlsError, TlsFiles, TlsIdentity};

@@ -1,5 +1,6 @@
-//! The accepting side over TCP: checks each inbound connection's handshake, then reads
-//! its frames and hands the decoded envelopes to the server's handle.
+//! The accepting side over TCP: checks each inbound connection's handshake (inside TLS
+//! when configured), then reads its frames and hands the decoded envelopes to the
+//! server's handle.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,10 +11,11 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,6 +25,7 @@ use crate::envelope::Envelope;
 use crate::error::FrameError;
 use crate::handshake::{self, HelloError, Refusal};
 use crate::server::{Core, Wiring};
+use crate::tls::{certificate_ids, TlsIdentity};
 
 /// Bytes asked of the socket per read; one read usually yields many small frames.
 const READ_CHUNK: usize = 64 * 1024;
@@ -86,11 +89,17 @@ struct Acceptor<M> {
     inbound: mpsc::Sender<Vec<Envelope<M>>>,
     registry: Registry,
     tasks: TaskTracker,
+    /// Mutual TLS on every inbound connection, when configured.
+    tls: Option<TlsIdentity>,
 }
 
 /// Spawns the accept loop on the server's task tracker.
-pub(crate) fn spawn<M>(listener: TcpListener, config: Arc<Config>, wiring: &Wiring<M>)
-where
+pub(crate) fn spawn<M>(
+    listener: TcpListener,
+    config: Arc<Config>,
+    tls: Option<TlsIdentity>,
+    wiring: &Wiring<M>,
+) where
     M: DeserializeOwned + Send + 'static,
 {
     let acceptor = Arc::new(Acceptor {
@@ -99,6 +108,7 @@ where
         inbound: wiring.inbound.clone(),
         registry: Registry::default(),
         tasks: wiring.tasks.clone(),
+        tls,
     });
     wiring.tasks.spawn(accept_loop(listener, acceptor));
 }
@@ -126,15 +136,60 @@ where
     }
 }
 
-async fn serve_inbound<M>(mut stream: TcpStream, addr: SocketAddr, acceptor: Arc<Acceptor<M>>)
+async fn serve_inbound<M>(stream: TcpStream, addr: SocketAddr, acceptor: Arc<Acceptor<M>>)
 where
     M: DeserializeOwned + Send + 'static,
 {
-    let shutdown = &acceptor.core.shutdown;
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%addr, reason = %e, "cannot set TCP_NODELAY");
     }
+    let Some(tls) = &acceptor.tls else {
+        return serve_peer(stream, addr, None, &acceptor).await;
+    };
 
+    // The TLS handshake checks the dialer's certificate against the authority; which
+    // ids it is bound to is compared with the id it claims once it has introduced
+    // itself.
+    let shutdown = &acceptor.core.shutdown;
+    let timeout = acceptor.config.options().handshake_timeout;
+    let accepting = TlsAcceptor::from(tls.server_config()).accept(stream);
+    let accepted = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        accepted = tokio::time::timeout(timeout, accepting) => accepted,
+    };
+    let stream = match accepted {
+        Err(_) => {
+            tracing::warn!(%addr, reason = "TLS handshake timed out", "handshake refused");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, reason = %format_args!("TLS: {e}"), "handshake refused");
+            return;
+        }
+        Ok(Ok(stream)) => stream,
+    };
+    let certified = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| certificate_ids(leaf, tls.cluster_name()))
+        .unwrap_or_default();
+    serve_peer(stream, addr, Some(certified), &acceptor).await;
+}
+
+/// Runs the handshake on an open connection, then reads its frames. `certified` holds
+/// the ids the dialer's certificate is bound to, over TLS.
+async fn serve_peer<S, M>(
+    mut stream: S,
+    addr: SocketAddr,
+    certified: Option<Vec<ServerId>>,
+    acceptor: &Acceptor<M>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+    M: DeserializeOwned + Send + 'static,
+{
+    let shutdown = &acceptor.core.shutdown;
     let timeout = acceptor.config.options().handshake_timeout;
     let hello = tokio::select! {
         _ = shutdown.cancelled() => return,
@@ -155,6 +210,17 @@ where
     if let Err(refusal) = hello.check(&acceptor.config, acceptor.core.id) {
         return refuse(stream, addr, refusal).await;
     }
+    if let Some(ids) = certified.filter(|ids| !ids.contains(&hello.sender)) {
+        let refusal = Refusal::CertificateMismatch;
+        tracing::warn!(
+            %addr,
+            claimed = hello.sender,
+            certificate = ?ids,
+            reason = %refusal,
+            "handshake refused"
+        );
+        return answer_refusal(stream, refusal).await;
+    }
 
     let peer = hello.sender;
     let Some(index) = acceptor.core.peer_index(peer) else {
@@ -169,7 +235,7 @@ where
 
     let (number, token) = acceptor.registry.register(peer, shutdown);
     tracing::debug!(peer, %addr, "inbound connection accepted");
-    let outcome = read_frames(stream, peer, index, &token, &acceptor).await;
+    let outcome = read_frames(stream, peer, index, &token, acceptor).await;
     acceptor.registry.unregister(peer, number);
 
     match outcome {
@@ -181,9 +247,12 @@ where
     }
 }
 
-async fn refuse(mut stream: TcpStream, addr: SocketAddr, refusal: Refusal) {
+async fn refuse<S: AsyncWrite + Unpin>(stream: S, addr: SocketAddr, refusal: Refusal) {
     tracing::warn!(%addr, reason = %refusal, "handshake refused");
+    answer_refusal(stream, refusal).await;
+}
 
+async fn answer_refusal<S: AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) {
     // Tell the dialer why, but never wait long on a peer that is misbehaving anyway.
     let answer = handshake::write_answer(&mut stream, Err(refusal));
     let _ = tokio::time::timeout(Duration::from_millis(500), answer).await;
@@ -191,14 +260,15 @@ async fn refuse(mut stream: TcpStream, addr: SocketAddr, refusal: Refusal) {
 
 /// Reads frames until the peer closes, the connection is replaced or the server stops.
 /// Everything decoded from one read is handed over as one batch.
-async fn read_frames<M>(
-    mut stream: TcpStream,
+async fn read_frames<S, M>(
+    mut stream: S,
     peer: ServerId,
     index: usize,
     token: &CancellationToken,
     acceptor: &Acceptor<M>,
 ) -> Result<(), FrameError>
 where
+    S: AsyncRead + Unpin,
     M: DeserializeOwned,
 {
     let mut buf = BytesMut::with_capacity(READ_CHUNK);

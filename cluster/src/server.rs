@@ -26,6 +26,7 @@ use crate::envelope::{Envelope, Incoming, PeerEvent};
 use crate::error::{SendError, StartError};
 use crate::faults::{Fate, FaultTable, Faults};
 use crate::stats::{PeerCounters, ServerStats};
+use crate::tls::TlsIdentity;
 use crate::{connection, listener};
 
 /// Connection events buffered for the layer above before further ones are dropped.
@@ -227,6 +228,10 @@ where
 
     /// Starts server `id` over TCP on a listener the caller bound, e.g. to port 0 in
     /// tests. Peers still dial the address in the configuration.
+    ///
+    /// With TLS configured ([`Config::with_tls`]) its files are read first; a file
+    /// that cannot be used fails the start with [`StartError::Tls`]. Without, one
+    /// warning says that the links are neither encrypted nor authenticated.
     pub async fn start_with_listener(
         config: &Config,
         id: ServerId,
@@ -235,12 +240,32 @@ where
         config.validate()?;
         config.require_member(id)?;
 
+        let tls = match config.tls() {
+            Some(files) => {
+                let loaded = TlsIdentity::for_server(files, config.cluster_name(), id);
+                let identity = loaded.map_err(|source| StartError::Tls {
+                    origin: config.origin().to_owned(),
+                    source,
+                })?;
+                tracing::info!(node = id, ca = %files.ca.display(), "peer links use TLS");
+                Some(identity)
+            }
+            None => {
+                tracing::warn!(
+                    node = id,
+                    "peer links are plain TCP: not encrypted, and any process that reaches \
+                     this server can claim a server id (configure [tls] to prevent it)"
+                );
+                None
+            }
+        };
+
         let (mut server, wiring) = wire::<M>(id, config.peers_of(id), config.options());
         server.local_addr = listener.local_addr().ok();
         let config = Arc::new(config.clone());
 
-        listener::spawn(listener, Arc::clone(&config), &wiring);
-        connection::spawn_all(config, wiring);
+        listener::spawn(listener, Arc::clone(&config), tls.clone(), &wiring);
+        connection::spawn_all(config, tls, wiring);
         Ok(server)
     }
 }
