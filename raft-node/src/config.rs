@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -26,6 +26,8 @@ pub struct NodeConfig {
     pub election: Election,
     /// The fault layer's switch.
     pub faults: FaultsSection,
+    /// Mutual TLS on the links and status addresses; `None` for plain TCP.
+    pub tls: Option<TlsSection>,
     /// Every server, ordered by id.
     pub servers: Vec<ServerEntry>,
 }
@@ -104,6 +106,44 @@ pub struct FaultsSection {
     pub enabled: bool,
 }
 
+/// The `[tls]` section: the files of mutual TLS. Relative paths are taken from the
+/// configuration file's directory; `{id}` in `cert` and `key` becomes the server's id.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// The cluster's certificate authority (PEM; several for a rotation).
+    pub ca: PathBuf,
+    /// Each server's certificate, bound to `server-<id>.<cluster_name>`.
+    pub cert: PathBuf,
+    /// Each server's private key.
+    pub key: PathBuf,
+    /// The certificate `raft-node status` and `transfer` present to the status
+    /// addresses, signed by the same authority.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsSection {
+    /// The files of the peer links, for `cluster`.
+    pub fn files(&self) -> cluster::TlsFiles {
+        cluster::TlsFiles::new(self.ca.clone(), self.cert.clone(), self.key.clone())
+    }
+
+    fn relative_to(self, base: &Path) -> TlsSection {
+        let resolve = |path: PathBuf| base.join(path);
+        TlsSection {
+            ca: resolve(self.ca),
+            cert: resolve(self.cert),
+            key: resolve(self.key),
+            client_cert: self.client_cert.map(resolve),
+            client_key: self.client_key.map(resolve),
+        }
+    }
+}
+
 impl Default for Election {
     fn default() -> Self {
         Election {
@@ -125,6 +165,7 @@ struct RawConfig {
     election: Election,
     #[serde(default)]
     faults: FaultsSection,
+    tls: Option<TlsSection>,
     servers: Vec<RawServer>,
 }
 
@@ -164,7 +205,11 @@ impl NodeConfig {
             field: None,
             problem: format!("cannot read the file: {error}"),
         })?;
-        NodeConfig::parse(&text, source)
+        let mut config = NodeConfig::parse(&text, source)?;
+        // Path::join keeps an absolute path as it is.
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.tls = config.tls.map(|tls| tls.relative_to(base));
+        Ok(config)
     }
 
     /// The embedded default: five servers on 127.0.0.1.
@@ -185,6 +230,12 @@ impl NodeConfig {
         let raw: RawConfig = toml::from_str(text)
             .map_err(|error| fail(None, error.to_string().trim_end().to_string()))?;
 
+        if let Some(tls) = &raw.tls {
+            if tls.client_cert.is_some() != tls.client_key.is_some() {
+                let problem = "client_cert and client_key go together".to_string();
+                return Err(fail(Some("tls.client_key".into()), problem));
+            }
+        }
         if raw.servers.is_empty() {
             return Err(fail(Some("servers".into()), "no server is listed".into()));
         }
@@ -230,6 +281,7 @@ impl NodeConfig {
             timing: raw.timing,
             election: raw.election,
             faults: raw.faults,
+            tls: raw.tls,
             servers,
         };
         config
@@ -291,9 +343,13 @@ impl NodeConfig {
             .servers
             .iter()
             .map(|server| (server.id, server.address));
-        cluster::Config::new(servers)
+        let config = cluster::Config::new(servers)
             .with_cluster_name(self.cluster_name.clone())
-            .with_options(options)
+            .with_options(options);
+        match &self.tls {
+            Some(tls) => config.with_tls(tls.files()),
+            None => config,
+        }
     }
 
     /// The election settings of server `id`, in ticks.
@@ -450,6 +506,39 @@ mod tests {
         let text = DEFAULT_CONFIG.replace("pre_vote = true", "prevote = true");
         let error = error_of(&text);
         assert!(error.contains("prevote"), "{error}");
+    }
+
+    /// A `[tls]` section reaches `cluster` with its paths relative to the file, and a
+    /// client certificate without its key is refused naming the field.
+    #[test]
+    fn tls_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        let tls = "[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/server-{id}.pem\"\n\
+                   key = \"certs/server-{id}-key.pem\"\nclient_cert = \"/abs/client.pem\"\n\
+                   client_key = \"/abs/client-key.pem\"\n";
+        std::fs::write(&path, with_servers(&format!("{tls}{}", one_server()))).unwrap();
+
+        let config = NodeConfig::load(&path).unwrap();
+        let section = config.tls.as_ref().unwrap();
+        assert_eq!(section.ca, dir.path().join("certs/ca.pem"));
+        assert_eq!(section.client_cert, Some(PathBuf::from("/abs/client.pem")));
+        let files = config.cluster_config().tls().cloned().unwrap();
+        assert_eq!(files.cert_for(1), dir.path().join("certs/server-1.pem"));
+        assert!(NodeConfig::embedded_default().tls.is_none());
+
+        let text = with_servers(&format!(
+            "[tls]\nca = \"a\"\ncert = \"b\"\nkey = \"c\"\nclient_cert = \"d\"\n{}",
+            one_server()
+        ));
+        assert_eq!(
+            error_of(&text),
+            "test.toml: tls.client_key: client_cert and client_key go together"
+        );
+    }
+
+    fn one_server() -> &'static str {
+        "[[servers]]\nid = 1\naddress = \"127.0.0.1:1\"\nstatus_address = \"127.0.0.1:2\"\n"
     }
 
     /// Asking for an id the file does not hold is an error naming the known ids.
