@@ -59,6 +59,9 @@ pub struct Session {
     action_log: File,
     /// Servers whose fault layer must be told the network once they answer.
     unsynced: BTreeSet<u64>,
+    /// Those of them whose last attempt failed and was shown, so that a failure that
+    /// repeats at every poll is shown once.
+    sync_failed: BTreeSet<u64>,
     /// Role, term and leader of each answering server at the last frame.
     last_roles: BTreeMap<u64, (String, u64, Option<u64>)>,
     /// Whether the first frame was shown; role-change frames wait for it.
@@ -92,6 +95,7 @@ impl Session {
             events: Vec::new(),
             action_log,
             unsynced: BTreeSet::new(),
+            sync_failed: BTreeSet::new(),
             last_roles: BTreeMap::new(),
             last_logged: BTreeMap::new(),
             shown: false,
@@ -196,8 +200,13 @@ impl Session {
             match self.sync_faults(id).await {
                 Ok(()) => {
                     self.unsynced.remove(&id);
+                    self.sync_failed.remove(&id);
                 }
-                Err(error) => self.event(format!("server {id}: {error:#}")),
+                Err(error) => {
+                    if self.sync_failed.insert(id) {
+                        self.event(format!("server {id}: {error:#} (trying again)"));
+                    }
+                }
             }
         }
 
