@@ -10,6 +10,7 @@
 // A binary has no public API: `pub` marks what one module offers the others.
 #![allow(unreachable_pub)]
 
+mod certs;
 mod config;
 mod data_dir;
 mod demo;
@@ -80,6 +81,29 @@ enum Command {
     /// logs of servers run with --log-format json (and a demo's demo.log, if any,
     /// for its kills, pauses and partitions).
     Timeline(TimelineArgs),
+    /// Create a development certificate authority and a certificate per server.
+    ///
+    /// Writes ca.pem and ca-key.pem (the authority), server-<ID>.pem and
+    /// server-<ID>-key.pem for every configured server, and client.pem and
+    /// client-key.pem for `raft-node status` and `transfer`, then prints the [tls]
+    /// section to paste into the configuration. For trying TLS; use your own
+    /// authority in production.
+    Certs(CertsArgs),
+}
+
+#[derive(Debug, Args)]
+struct CertsArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Directory to write the files to (created if missing; existing files are not
+    /// overwritten).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+
+    /// How many days the certificates are valid.
+    #[arg(long, value_name = "N", default_value_t = 365)]
+    days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -166,6 +190,10 @@ fn main() -> ExitCode {
         Some(Command::Status(args)) => status_command(&args),
         Some(Command::Transfer(args)) => transfer_command(&args),
         Some(Command::Demo(args)) => demo::run(args),
+        Some(Command::Certs(args)) => args.common.load().and_then(|config| {
+            print!("{}", certs::write(&config, &args.out, args.days)?);
+            Ok(())
+        }),
         Some(Command::Timeline(args)) => timeline::write_from_logs(&args.logs, None, &args.out)
             .map(|summary| {
                 println!("{summary}");
@@ -215,7 +243,7 @@ fn status_command(args: &StatusArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let rows = runtime.block_on(status::query_all(&config));
+    let rows = runtime.block_on(status::query_all(&config))?;
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -26,6 +26,17 @@ pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result
     let node = Node::new(config.raft_config(id), state, LogPosition::default(), rng)
         .with_context(|| format!("{}: invalid election settings", config.source))?;
 
+    // The status address speaks TLS with the server's own certificate. Loading it here
+    // also fails a start on bad files before any address is bound.
+    let status_tls = match &config.tls {
+        Some(tls) => {
+            let identity = cluster::TlsIdentity::for_server(&tls.files(), &config.cluster_name, id)
+                .with_context(|| config.source.clone())?;
+            Some(tokio_rustls::TlsAcceptor::from(identity.server_config()))
+        }
+        None => None,
+    };
+
     // Bind the status address first: it fails fast, before any peer sees us.
     let status_listener = TcpListener::bind(me.status_address)
         .await
@@ -50,6 +61,7 @@ pub async fn run(config: NodeConfig, id: u64, data_dir: &Path) -> anyhow::Result
         driver.status(),
         handle.clone(),
         faults,
+        status_tls,
     ));
 
     // The driver keeps running while the shutdown future hands leadership over: it is
@@ -141,6 +153,13 @@ fn print_banner(config: &NodeConfig, id: u64, data: &DataDir, state: &HardState)
         on_off(config.election.crash_hint),
         on_off(config.election.transfer_on_stop)
     );
+    match &config.tls {
+        Some(tls) => println!(
+            "  tls        on, peer links and status address (ca {})",
+            tls.ca.display()
+        ),
+        None => println!("  tls        off: links and status address are plain TCP"),
+    }
     if config.faults.enabled {
         println!("  faults     on: the status address takes fault commands (tests only)");
     }

@@ -44,16 +44,27 @@
 //! line, as the first version of this protocol did (it only wrote the status line on
 //! connect), so old clients keep working; they pay that grace in latency. A client
 //! that stalls mid-request is cut off after [`REQUEST_TIMEOUT`].
+//!
+//! ## Over TLS
+//!
+//! With a `[tls]` section the status address speaks the same protocol inside mutual
+//! TLS 1.3: the server presents its own certificate and requires one from the
+//! cluster's authority (any of its certificates: a server's, or the `client_cert` that
+//! `raft-node status` and `transfer` present; see [`StatusClient`]). There is no
+//! legacy grace over TLS: the client must send its request.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context;
 use cluster::{Faults, LinkFaults};
 use raft::{CommandError, DriverHandle, TransferError};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// The longest request line a server reads, newline included.
 pub const MAX_REQUEST: u64 = 256;
@@ -199,20 +210,23 @@ impl StatusReport {
 /// Answers every connection on `listener` with one line of the protocol in the module
 /// documentation, until the task is aborted. Nothing a client sends can panic it.
 ///
-/// `faults` is the server's fault layer, `None` when the configuration leaves it off.
+/// `faults` is the server's fault layer, `None` when the configuration leaves it off;
+/// `tls` requires mutual TLS of every client.
 pub async fn serve(
     listener: TcpListener,
     status: watch::Receiver<raft::Status>,
     handle: DriverHandle,
     faults: Option<Faults>,
+    tls: Option<TlsAcceptor>,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, addr)) = listener.accept().await else {
             continue;
         };
         let (status, handle, faults) = (status.clone(), handle.clone(), faults.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let answering = answer(stream, status, handle, faults);
+            let answering = answer(stream, addr, tls, status, handle, faults);
             let _ = tokio::time::timeout(REQUEST_TIMEOUT, answering).await;
         });
     }
@@ -221,10 +235,24 @@ pub async fn serve(
 /// Reads one request (or none, for a legacy client) and writes its answer.
 async fn answer(
     mut stream: TcpStream,
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
     status: watch::Receiver<raft::Status>,
     handle: DriverHandle,
     faults: Option<Faults>,
 ) -> std::io::Result<()> {
+    if let Some(acceptor) = tls {
+        let mut stream = match acceptor.accept(stream).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(%addr, reason = %e, "status client refused");
+                return Err(e);
+            }
+        };
+        let request = read_request(&mut stream).await;
+        return respond(stream, request, status, handle, faults).await;
+    }
+
     // Peeking waits for the first byte of a request without consuming it; a client
     // that sends nothing (or closes at once) is a legacy status client.
     let mut first = [0u8; 1];
@@ -232,7 +260,20 @@ async fn answer(
         Ok(Ok(n)) if n > 0 => read_request(&mut stream).await,
         Ok(_) | Err(_) => Ok(String::new()),
     };
+    respond(stream, request, status, handle, faults).await
+}
 
+/// Answers `request` on `stream` and closes it.
+async fn respond<S>(
+    mut stream: S,
+    request: Result<String, &'static str>,
+    status: watch::Receiver<raft::Status>,
+    handle: DriverHandle,
+    faults: Option<Faults>,
+) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let id = status.borrow().id;
     let mut line = match request.as_deref().map(str::trim) {
         Ok("" | "status") => to_json(&StatusReport::of(&status.borrow())),
@@ -258,7 +299,10 @@ async fn answer(
 }
 
 /// The request line without its newline, or why it is unusable.
-async fn read_request(stream: &mut TcpStream) -> Result<String, &'static str> {
+async fn read_request<S>(stream: &mut S) -> Result<String, &'static str>
+where
+    S: AsyncRead + Unpin,
+{
     let mut reader = BufReader::new(stream).take(MAX_REQUEST);
     let mut bytes = Vec::new();
     match reader.read_until(b'\n', &mut bytes).await {
@@ -417,12 +461,85 @@ fn shorten(text: &str) -> String {
 /// How long one server may take to answer before it counts as unreachable.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How `raft-node status` and `transfer` reach the status addresses: plain TCP, or
+/// with `[tls]` mutual TLS presenting the configuration's `client_cert` and checking
+/// that each server's certificate is bound to the id asked.
+#[derive(Clone, Debug)]
+pub struct StatusClient {
+    tls: Option<cluster::TlsIdentity>,
+}
+
+impl StatusClient {
+    /// The client `config` asks for; fails, naming the file and the field, when its
+    /// TLS files cannot be used.
+    pub fn new(config: &NodeConfig) -> anyhow::Result<StatusClient> {
+        let Some(tls) = &config.tls else {
+            return Ok(StatusClient { tls: None });
+        };
+        let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) else {
+            anyhow::bail!(
+                "{}: tls.client_cert: needed to reach the status addresses over TLS \
+                 (raft-node certs writes one)",
+                config.source
+            );
+        };
+        let identity = cluster::TlsIdentity::load(&tls.ca, cert, key, &config.cluster_name)
+            .map_err(|e| client_field(e.to_string()))
+            .with_context(|| config.source.clone())?;
+        Ok(StatusClient {
+            tls: Some(identity),
+        })
+    }
+
+    /// Sends one request line to server `id` at `address` and returns the answer line.
+    pub async fn request(
+        &self,
+        id: u64,
+        address: SocketAddr,
+        line: &str,
+    ) -> anyhow::Result<String> {
+        let Some(tls) = &self.tls else {
+            return request(address, line).await;
+        };
+        let exchange = async {
+            let stream = TcpStream::connect(address).await?;
+            let connector = TlsConnector::from(tls.client_config());
+            let stream = connector.connect(tls.name_of(id), stream).await?;
+            exchange(stream, line).await
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| anyhow::anyhow!("{address} did not answer within {REQUEST_TIMEOUT:?}"))?
+    }
+}
+
+/// The status client's certificate and key are `client_cert` and `client_key` in the
+/// file, though `cluster` calls every certificate `cert`.
+fn client_field(message: String) -> anyhow::Error {
+    let message = message
+        .replacen("tls.cert:", "tls.client_cert:", 1)
+        .replacen("tls.key:", "tls.client_key:", 1);
+    anyhow::anyhow!(message)
+}
+
 /// Asks every server of `config` at once and returns one row per server, by id.
-pub async fn query_all(config: &NodeConfig) -> Vec<StatusRow> {
+/// Fails only when the configuration's TLS files for the client cannot be used.
+pub async fn query_all(config: &NodeConfig) -> anyhow::Result<Vec<StatusRow>> {
+    let client = StatusClient::new(config)?;
+    Ok(query_with(config, &client).await)
+}
+
+/// Asks every server of `config` at once through `client`.
+pub async fn query_with(config: &NodeConfig, client: &StatusClient) -> Vec<StatusRow> {
     let queries = config.servers.iter().map(|server| {
         let (id, address) = (server.id, server.status_address);
+        let client = client.clone();
         tokio::spawn(async move {
-            let report = tokio::time::timeout(QUERY_TIMEOUT, query(address)).await;
+            let query = async {
+                let text = client.request(id, address, "status").await?;
+                anyhow::Ok(serde_json::from_str::<StatusReport>(&text)?)
+            };
+            let report = tokio::time::timeout(QUERY_TIMEOUT, query).await;
             let report = report
                 .ok()
                 .and_then(Result::ok)
@@ -439,23 +556,24 @@ pub async fn query_all(config: &NodeConfig) -> Vec<StatusRow> {
     rows
 }
 
-async fn query(address: SocketAddr) -> anyhow::Result<StatusReport> {
-    let text = request(address, "status").await?;
-    Ok(serde_json::from_str(&text)?)
-}
-
-/// Sends one request line to a status address and returns the answer line.
+/// Sends one request line to a status address over plain TCP and returns the answer
+/// line.
 pub async fn request(address: SocketAddr, line: &str) -> anyhow::Result<String> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(address).await?;
-        stream.write_all(format!("{line}\n").as_bytes()).await?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await?;
-        anyhow::Ok(text)
-    };
+    let exchange = async { exchange(TcpStream::connect(address).await?, line).await };
     tokio::time::timeout(REQUEST_TIMEOUT, exchange)
         .await
         .map_err(|_| anyhow::anyhow!("{address} did not answer within {REQUEST_TIMEOUT:?}"))?
+}
+
+async fn exchange<S>(mut stream: S, line: &str) -> anyhow::Result<String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    stream.write_all(format!("{line}\n").as_bytes()).await?;
+    stream.flush().await?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await?;
+    Ok(text)
 }
 
 fn row(id: u64, address: SocketAddr, report: Option<StatusReport>) -> StatusRow {

@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context};
 use tokio::time::Instant;
 
 use crate::config::NodeConfig;
-use crate::status::{self, StatusRow, TransferReply};
+use crate::status::{self, StatusClient, StatusRow, TransferReply};
 
 /// How long to wait for the new leader to show in the statuses.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -18,7 +18,8 @@ const POLL: Duration = Duration::from_millis(20);
 /// Asks the leader of `config`'s cluster to hand leadership to `to` (or to a peer of
 /// its choice) and returns a one-line account of what happened.
 pub async fn transfer(config: &NodeConfig, to: Option<u64>) -> anyhow::Result<String> {
-    let rows = status::query_all(config).await;
+    let client = StatusClient::new(config)?;
+    let rows = status::query_with(config, &client).await;
     let (leader, term) = leader_of(&rows).ok_or_else(|| anyhow!("no server leads right now"))?;
     if to == Some(leader) {
         return Ok(format!("server {leader} already leads term {term}"));
@@ -29,7 +30,7 @@ pub async fn transfer(config: &NodeConfig, to: Option<u64>) -> anyhow::Result<St
         Some(to) => format!("transfer {to}"),
         None => "transfer".to_string(),
     };
-    let answer = status::request(address, &request).await?;
+    let answer = client.request(leader, address, &request).await?;
     let reply: TransferReply = serde_json::from_str(answer.trim())
         .with_context(|| format!("unexpected answer from server {leader}: {}", answer.trim()))?;
     if !reply.ok {
@@ -41,7 +42,7 @@ pub async fn transfer(config: &NodeConfig, to: Option<u64>) -> anyhow::Result<St
 
     let deadline = Instant::now() + SETTLE;
     loop {
-        let rows = status::query_all(config).await;
+        let rows = status::query_with(config, &client).await;
         if let Some((new, new_term)) = leader_of(&rows).filter(|&(_, t)| t > term) {
             return Ok(format!(
                 "leadership handed from server {leader} (term {term}) to server {new} \
