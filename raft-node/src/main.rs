@@ -13,6 +13,8 @@
 mod certs;
 mod config;
 mod data_dir;
+// The demo drives its servers with Unix signals and process groups.
+#[cfg(unix)]
 mod demo;
 mod handover;
 mod logging;
@@ -74,6 +76,7 @@ enum Command {
     ///
     /// With --script FILE, or commands on standard input when it is not a terminal,
     /// the commands run unattended and the view is printed as text.
+    #[cfg(unix)]
     Demo(demo::DemoArgs),
     /// Draw the election timeline (SVG) from servers' JSON logs.
     ///
@@ -189,6 +192,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Status(args)) => status_command(&args),
         Some(Command::Transfer(args)) => transfer_command(&args),
+        #[cfg(unix)]
         Some(Command::Demo(args)) => demo::run(args),
         Some(Command::Certs(args)) => args.common.load().and_then(|config| {
             print!("{}", certs::write(&config, &args.out, args.days)?);
