@@ -72,6 +72,10 @@ pub struct ClusterSpec {
     /// 127.0.0.1, so that firewall rules between addresses can cut single links.
     /// Servers then dial from their own address.
     pub address_per_server: bool,
+    /// Mutual TLS on the links and status ports, with certificates made by
+    /// `raft-node certs` in the cluster's directory. The status ports are then read
+    /// with `raft-node status` instead of directly.
+    pub tls: bool,
 }
 
 impl ClusterSpec {
@@ -87,7 +91,13 @@ impl ClusterSpec {
             transfer_on_stop: true,
             faults: false,
             address_per_server: false,
+            tls: false,
         }
+    }
+
+    /// The same with TLS on or off.
+    pub fn tls(self, tls: bool) -> ClusterSpec {
+        ClusterSpec { tls, ..self }
     }
 
     /// The same with the fault commands of the status ports on or off.
@@ -178,6 +188,9 @@ impl Cluster {
         let config_path = dir.path().join("cluster.toml");
         std::fs::write(&config_path, config_text(&spec, &servers))
             .expect("cannot write the configuration");
+        if spec.tls {
+            add_certificates(&config_path, &dir.path().join("certs"));
+        }
 
         Cluster {
             dir: Some(dir),
@@ -317,7 +330,14 @@ impl Cluster {
 
         let deadline = Instant::now() + SETTLE_LIMIT;
         loop {
-            if query_port(status_address).is_some_and(|seen| seen.id == id) {
+            let answers = if self.spec.tls {
+                self.status()
+                    .iter()
+                    .any(|row| row.id == id && row.reachable)
+            } else {
+                query_port(status_address).is_some_and(|seen| seen.id == id)
+            };
+            if answers {
                 break;
             }
             let child = self.server_mut(id).process.as_mut().expect("just started");
@@ -436,6 +456,12 @@ impl Cluster {
     /// missing) are recorded in the history.
     pub fn observe(&self) -> Vec<Observation> {
         let ids = self.live_ids();
+        if self.spec.tls {
+            // Only `raft-node status` holds a client certificate; it records its rows.
+            let rows = self.status();
+            let live = rows.iter().filter(|row| ids.contains(&row.id));
+            return live.filter_map(StatusRow::observation).collect();
+        }
         let addresses: Vec<SocketAddr> = ids
             .iter()
             .map(|&id| self.server(id).status_address)
@@ -729,6 +755,29 @@ fn config_text(spec: &ClusterSpec, servers: &BTreeMap<u64, Server>) -> String {
         );
     }
     text
+}
+
+/// Makes a development authority and certificates with `raft-node certs` in `out`
+/// and appends the `[tls]` section it prints to the configuration.
+fn add_certificates(config_path: &Path, out: &Path) {
+    let mut command = Command::new(raft_node_binary());
+    command
+        .args(["certs", "--days", "1", "--out"])
+        .arg(out)
+        .arg("--config")
+        .arg(config_path);
+    let finished = run_to_exit(&mut command, Duration::from_secs(10));
+    assert!(
+        finished.status.success(),
+        "raft-node certs failed: {}",
+        finished.stderr
+    );
+    let mut config = OpenOptions::new()
+        .append(true)
+        .open(config_path)
+        .expect("cannot open the configuration");
+    std::io::Write::write_all(&mut config, format!("\n{}", finished.stdout).as_bytes())
+        .expect("cannot append the [tls] section");
 }
 
 fn append(path: &Path) -> File {
