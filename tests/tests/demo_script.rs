@@ -437,3 +437,37 @@ fn servers_end_with_a_demo_killed_by_sigkill() {
     let _ = std::fs::remove_dir_all(&files);
     assert!(left.is_empty(), "servers {left:?} outlived the demo");
 }
+
+/// The README's tour (`docs/demo-tour.txt`) runs to its end, at the paper's timing so
+/// that it takes seconds: a README command that cannot rot.
+#[test]
+fn the_readme_tour_runs() {
+    let tour = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/demo-tour.txt");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut command = Command::new(raft_node_binary());
+    command
+        .current_dir(dir.path())
+        .args(["demo", "--fast", "--script"])
+        .arg(&tour)
+        .args(["--timeline", "timeline.svg"]);
+    let finished = run_to_exit(&mut command, LIMIT);
+    assert_success(&finished);
+
+    let svg = read_svg(dir.path());
+    for label in [
+        "(the leader)</text>",
+        ">partition 1,2 | 3,4,5</text>",
+        ">heal</text>",
+    ] {
+        assert!(svg.contains(label), "{label} is not drawn");
+    }
+    assert!(svg.contains(r#"data-state="paused""#));
+    assert!(
+        finished
+            .stdout
+            .contains("ok: leadership handed from server"),
+        "{}",
+        finished.stdout
+    );
+    assert_nothing_left(&finished.stdout);
+}

@@ -655,7 +655,27 @@ impl Session {
         }
         let target = reply.to.map_or("?".to_string(), |to| to.to_string());
         let label = format!("transfer {leader} -> {target}");
-        self.record(ActionKind::Transfer, &[leader], Vec::new(), label)
+        self.record(ActionKind::Transfer, &[leader], Vec::new(), label)?;
+
+        // As `raft-node transfer` does, wait to see the new leader, so that what comes
+        // next (a frame, a `wait-leader`) sees the cluster after the hand-over. The
+        // old leader abandons a transfer after an election timeout; twice that is
+        // enough to tell.
+        let limit = 2 * self.servers.config().timing.election_timeout_max_ms;
+        let deadline = Instant::now() + Duration::from_millis(limit);
+        while Instant::now() < deadline {
+            self.pass(POLL).await;
+            if let Some(new) = self.leader().filter(|&new| new != leader) {
+                self.say(format!(
+                    "ok: leadership handed from server {leader} to {new}"
+                ));
+                return Ok(());
+            }
+        }
+        self.say(format!(
+            "no new leader seen within {limit} ms of the hand-over"
+        ));
+        Ok(())
     }
 
     /// Writes an action to the demo's log and shows it.
