@@ -4,11 +4,17 @@
 //!
 //! Run with `cargo bench -p cluster --bench throughput`. Each figure is the median of
 //! several runs.
+//!
+//! With `CLUSTER_BENCH_TLS=1` the same measurements compare the servers over mutual
+//! TLS (certificates made at start with rcgen, ECDSA P-256, TLS 1.3 with the ring
+//! provider) against the servers over plain TCP, runs interleaved, instead of against
+//! the baseline.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cluster::{decode_payload, encode_frame, Config, Server};
+use cluster::{decode_payload, encode_frame, Config, Server, TlsFiles};
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -46,12 +52,43 @@ async fn listener() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.expect("bind")
 }
 
-async fn pair() -> (Server<Payload>, Server<Payload>) {
+/// A development authority and certificates for servers 1 and 2 in `dir`.
+fn make_certificates(dir: &Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().expect("key");
+    let ca = params.self_signed(&ca_key).expect("authority");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("write");
+    for id in [1, 2] {
+        let name = cluster::server_name(cluster::DEFAULT_CLUSTER_NAME, id);
+        let mut params = CertificateParams::new(vec![name]).expect("params");
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &ca, &ca_key).expect("certificate");
+        std::fs::write(dir.join(format!("{id}.pem")), cert.pem()).expect("write");
+        std::fs::write(dir.join(format!("{id}-key.pem")), key.serialize_pem()).expect("write");
+    }
+    TlsFiles::new(
+        dir.join("ca.pem"),
+        dir.join("{id}.pem"),
+        dir.join("{id}-key.pem"),
+    )
+}
+
+async fn pair(tls: Option<TlsFiles>) -> (Server<Payload>, Server<Payload>) {
     let (a, b) = (listener().await, listener().await);
-    let config = Config::new([
+    let mut config = Config::new([
         (1, a.local_addr().expect("addr")),
         (2, b.local_addr().expect("addr")),
     ]);
+    if let Some(files) = tls {
+        config = config.with_tls(files);
+    }
     let mut one = Server::start_with_listener(&config, 1, a)
         .await
         .expect("start");
@@ -68,8 +105,8 @@ async fn pair() -> (Server<Payload>, Server<Payload>) {
 }
 
 /// Messages per second from server 1 to server 2.
-async fn ours_throughput() -> f64 {
-    let (one, mut two) = pair().await;
+async fn ours_throughput(tls: Option<TlsFiles>) -> f64 {
+    let (one, mut two) = pair(tls).await;
     let message = payload();
     let started = Instant::now();
     let sender = one.sender();
@@ -92,8 +129,8 @@ async fn ours_throughput() -> f64 {
 }
 
 /// Round-trip times: server 1 sends, server 2 echoes.
-async fn ours_latency() -> Vec<Duration> {
-    let (mut one, mut two) = pair().await;
+async fn ours_latency(tls: Option<TlsFiles>) -> Vec<Duration> {
+    let (mut one, mut two) = pair(tls).await;
     let echo = tokio::spawn(async move {
         for _ in 0..ROUND_TRIPS {
             let envelope = two.recv().await.expect("request");
@@ -235,6 +272,13 @@ fn main() {
         .build()
         .expect("runtime");
 
+    let tls_mode = std::env::var("CLUSTER_BENCH_TLS").is_ok_and(|v| v == "1");
+    let certificates = tempfile::tempdir().expect("temporary directory");
+    let tls = tls_mode.then(|| make_certificates(certificates.path()));
+    if tls_mode {
+        return runtime.block_on(tls_against_tcp(tls));
+    }
+
     // Every measurement runs in a spawned task, so both sides of each run are on the
     // runtime's worker threads, not on the thread blocked in block_on.
     runtime.block_on(async {
@@ -243,7 +287,7 @@ fn main() {
         for run in 0..RUNS {
             eprintln!("run {run}: cluster throughput");
             ours.push(
-                tokio::spawn(ours_throughput())
+                tokio::spawn(ours_throughput(None))
                     .await
                     .expect("ours_throughput"),
             );
@@ -265,7 +309,9 @@ fn main() {
         let mut base_p50 = Vec::new();
         let mut base_p99 = Vec::new();
         for _ in 0..RUNS {
-            let mut times = tokio::spawn(ours_latency()).await.expect("ours_latency");
+            let mut times = tokio::spawn(ours_latency(None))
+                .await
+                .expect("ours_latency");
             ours_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
             ours_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
             let mut times = tokio::spawn(baseline_latency())
@@ -301,4 +347,65 @@ fn main() {
             o99 / b99
         );
     });
+}
+
+/// The servers over TLS against the same servers over plain TCP, runs interleaved.
+async fn tls_against_tcp(tls: Option<TlsFiles>) {
+    let mut over_tls = Vec::new();
+    let mut over_tcp = Vec::new();
+    for run in 0..RUNS {
+        eprintln!("run {run}: throughput over TLS, then TCP");
+        let rate = tokio::spawn(ours_throughput(tls.clone())).await;
+        over_tls.push(rate.expect("throughput over TLS"));
+        let rate = tokio::spawn(ours_throughput(None)).await;
+        over_tcp.push(rate.expect("throughput over TCP"));
+        println!(
+            "run {run}: TLS {:.0} msg/s, TCP {:.0} msg/s",
+            over_tls[run], over_tcp[run]
+        );
+    }
+    let (tls_rate, tcp_rate) = (median(over_tls), median(over_tcp));
+
+    let (mut tls_p50, mut tls_p99, mut tcp_p50, mut tcp_p99) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..RUNS {
+        let times = tokio::spawn(ours_latency(tls.clone())).await;
+        let mut times = times.expect("latency over TLS");
+        tls_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
+        tls_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+        let times = tokio::spawn(ours_latency(None)).await;
+        let mut times = times.expect("latency over TCP");
+        tcp_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
+        tcp_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+        let last = tls_p50.len() - 1;
+        println!(
+            "run {last}: round trip p50/p99 TLS {:.1}/{:.1} µs, TCP {:.1}/{:.1} µs",
+            tls_p50[last], tls_p99[last], tcp_p50[last], tcp_p99[last]
+        );
+    }
+    let (s50, s99) = (median(tls_p50), median(tls_p99));
+    let (p50, p99) = (median(tcp_p50), median(tcp_p99));
+
+    println!();
+    println!("64-byte messages, two servers on 127.0.0.1, medians of {RUNS} runs");
+    println!("| measure | cluster over TLS | cluster over TCP | ratio |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| one-way throughput ({} msgs) | {:.2} M msg/s | {:.2} M msg/s | {:.2} |",
+        messages(),
+        tls_rate / 1e6,
+        tcp_rate / 1e6,
+        tls_rate / tcp_rate
+    );
+    println!(
+        "| round trip p50 ({ROUND_TRIPS} trips) | {} | {} | {:.2} |",
+        micros(s50),
+        micros(p50),
+        s50 / p50
+    );
+    println!(
+        "| round trip p99 | {} | {} | {:.2} |",
+        micros(s99),
+        micros(p99),
+        s99 / p99
+    );
 }
