@@ -258,6 +258,9 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
     let mut backoff = Backoff::new(link.config.options(), rand::random());
     let mut first = true;
     let mut refusal_reported = false;
+    // A peer with the wrong certificate fails every dial the same way; say so once
+    // per run of failures, not every backoff pause.
+    let mut tls_failure_reported = false;
 
     loop {
         let dialled = tokio::select! {
@@ -270,6 +273,7 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
             Ok(stream) => {
                 backoff.reset();
                 refusal_reported = false;
+                tls_failure_reported = false;
                 counters.mark_connected(first);
                 first = false;
                 tracing::info!(peer, %addr, "peer connected");
@@ -293,8 +297,12 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
             Err(DialError::Handshake(refusal)) => {
                 tracing::warn!(peer, %addr, reason = %refusal, "handshake refused by peer");
             }
-            Err(DialError::Tls(e)) => {
+            Err(DialError::Tls(e)) if !tls_failure_reported => {
+                tls_failure_reported = true;
                 tracing::warn!(peer, %addr, reason = %e, "TLS handshake failed");
+            }
+            Err(DialError::Tls(e)) => {
+                tracing::debug!(peer, %addr, reason = %e, "TLS handshake failed");
             }
             Err(DialError::Other(e)) => {
                 tracing::debug!(peer, %addr, reason = %e, "dial failed");

@@ -74,7 +74,9 @@ pub struct ClusterSpec {
     pub address_per_server: bool,
     /// Mutual TLS on the links and status ports, with certificates made by
     /// `raft-node certs` in the cluster's directory. The status ports are then read
-    /// with `raft-node status` instead of directly.
+    /// with `raft-node status` instead of directly; [`Cluster::request`],
+    /// [`Cluster::fault`] and [`Cluster::poll_status_ports`] speak plain TCP and get
+    /// no answer.
     pub tls: bool,
 }
 
