@@ -293,7 +293,7 @@ impl Session {
                 self.sync_everyone().await?;
             }
             Command::Transfer(to) => self.transfer(to).await?,
-            Command::Wait(duration) => self.pass(duration).await,
+            Command::Wait(duration) => self.pass(duration).await?,
             Command::WaitUntil { condition, within } => {
                 let deadline = Instant::now() + within;
                 loop {
@@ -305,7 +305,7 @@ impl Session {
                         Err(why) if Instant::now() > deadline => {
                             bail!("not within {within:?}: {why}")
                         }
-                        Err(_) => self.pass(POLL).await,
+                        Err(_) => self.pass(POLL).await?,
                     }
                 }
             }
@@ -317,7 +317,7 @@ impl Session {
                 for _ in 0..SILENCE_RETRIES {
                     match &holds {
                         Err(why) if why.contains(observe::SILENT) => {
-                            self.pass(POLL).await;
+                            self.pass(POLL).await?;
                             holds = self.check(&condition);
                         }
                         _ => break,
@@ -325,7 +325,7 @@ impl Session {
                 }
                 let mut holds = holds.map_err(|why| anyhow!(why))?;
                 while Instant::now() < deadline {
-                    self.pass(POLL).await;
+                    self.pass(POLL).await?;
                     holds = self
                         .check(&condition)
                         .map_err(|why| anyhow!("broken during {hold:?}: {why}"))?;
@@ -468,12 +468,19 @@ impl Session {
     }
 
     /// Lets `duration` pass, refreshing the view as it goes.
-    async fn pass(&mut self, duration: Duration) {
+    /// In the terminal, Ctrl-C cuts a wait short with an error (the key also ends the
+    /// demo, once the watch loop reads it).
+    async fn pass(&mut self, duration: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + duration;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return Ok(());
+            }
+            if let Output::Terminal(terminal) = &self.output {
+                if terminal.interrupted() {
+                    bail!("interrupted by Ctrl-C");
+                }
             }
             tokio::time::sleep(left.min(POLL)).await;
             self.refresh().await;
@@ -664,7 +671,7 @@ impl Session {
         let limit = 2 * self.servers.config().timing.election_timeout_max_ms;
         let deadline = Instant::now() + Duration::from_millis(limit);
         while Instant::now() < deadline {
-            self.pass(POLL).await;
+            self.pass(POLL).await?;
             if let Some(new) = self.leader().filter(|&new| new != leader) {
                 self.say(format!(
                     "ok: leadership handed from server {leader} to {new}"

@@ -4,6 +4,8 @@
 //! it is the `Drop` of [`Terminal`].
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use crossterm::style::{Attribute, Color};
@@ -38,15 +40,19 @@ pub struct Terminal {
     prompt: Option<String>,
     /// The answer to the last command, shown on the last line.
     message: String,
+    /// Set by the key thread on Ctrl-C, for waits that do not read keys.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl Terminal {
     /// Takes over the terminal and starts reading keys into the returned channel.
     pub fn open() -> anyhow::Result<(Terminal, mpsc::UnboundedReceiver<Event>)> {
         terminal::enable_raw_mode()?;
+        let interrupted = Arc::new(AtomicBool::new(false));
         let terminal = Terminal {
             prompt: None,
             message: "type : then a command, or a key below".into(),
+            interrupted: Arc::clone(&interrupted),
         };
         execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)?;
 
@@ -55,12 +61,20 @@ impl Terminal {
         // needs cleaning up.
         std::thread::spawn(move || {
             while let Ok(event) = crossterm::event::read() {
+                if is_ctrl_c(&event) {
+                    interrupted.store(true, Ordering::Relaxed);
+                }
                 if keys.send(event).is_err() {
                     break;
                 }
             }
         });
         Ok((terminal, events))
+    }
+
+    /// Whether Ctrl-C was pressed.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
     }
 
     /// Shows the answer to the last command.
@@ -70,19 +84,17 @@ impl Terminal {
 
     /// Interprets one terminal event.
     pub fn on_event(&mut self, event: Event) -> Input {
+        if is_ctrl_c(&event) {
+            return Input::Quit;
+        }
         let Event::Key(KeyEvent {
             code,
-            modifiers,
             kind: KeyEventKind::Press | KeyEventKind::Repeat,
             ..
         }) = event
         else {
             return Input::Nothing;
         };
-        // Raw mode turns Ctrl-C into a key instead of a signal.
-        if modifiers.contains(KeyModifiers::CONTROL) && code == KeyCode::Char('c') {
-            return Input::Quit;
-        }
 
         match (&mut self.prompt, code) {
             (Some(_), KeyCode::Esc) => {
@@ -154,6 +166,19 @@ impl Terminal {
     }
 }
 
+/// Raw mode turns Ctrl-C into a key instead of a signal.
+fn is_ctrl_c(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Key(KeyEvent {
+            code: KeyCode::Char('c'),
+            modifiers,
+            kind: KeyEventKind::Press,
+            ..
+        }) if modifiers.contains(KeyModifiers::CONTROL)
+    )
+}
+
 impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = execute!(io::stdout(), cursor::Show, terminal::LeaveAlternateScreen);
@@ -175,6 +200,7 @@ mod tests {
         let mut terminal = Terminal {
             prompt: None,
             message: String::new(),
+            interrupted: Arc::new(AtomicBool::new(false)),
         };
 
         assert_eq!(
