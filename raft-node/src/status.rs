@@ -614,3 +614,48 @@ pub fn table(rows: &[StatusRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over TLS the status commands need a client certificate: without one the error
+    /// names the file and the field; without `[tls]` they need nothing.
+    #[test]
+    fn a_tls_configuration_without_a_client_certificate_is_refused_naming_the_field() {
+        let mut config = NodeConfig::embedded_default();
+        assert!(StatusClient::new(&config).is_ok());
+
+        config.tls = Some(crate::config::TlsSection {
+            ca: "ca.pem".into(),
+            cert: "server-{id}.pem".into(),
+            key: "server-{id}-key.pem".into(),
+            client_cert: None,
+            client_key: None,
+        });
+        let error = StatusClient::new(&config).unwrap_err().to_string();
+        assert!(
+            error.starts_with("(embedded default): tls.client_cert: needed"),
+            "{error}"
+        );
+    }
+
+    /// A client certificate that cannot be read is named by its own field.
+    #[test]
+    fn an_unreadable_client_certificate_is_named_by_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = NodeConfig::embedded_default();
+        crate::certs::write(&config, dir.path(), 1).unwrap();
+        let missing = dir.path().join("missing.pem");
+        config.tls = Some(crate::config::TlsSection {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("server-{id}.pem"),
+            key: dir.path().join("server-{id}-key.pem"),
+            client_cert: Some(missing.clone()),
+            client_key: Some(dir.path().join("client-key.pem")),
+        });
+        let error = format!("{:#}", StatusClient::new(&config).unwrap_err());
+        assert!(error.contains("tls.client_cert: cannot read"), "{error}");
+        assert!(error.contains(&missing.display().to_string()), "{error}");
+    }
+}
