@@ -155,6 +155,37 @@ async fn servers_of_one_authority_deliver_over_tls() {
     common::shutdown_all(servers).await;
 }
 
+/// During a rotation the `ca` file holds the old and the new authority: servers with
+/// certificates of either connect to each other and deliver.
+#[tokio::test]
+async fn a_ca_file_with_two_authorities_admits_certificates_of_both() {
+    let (dir, _old) = pki(2);
+    let new = Authority::new(dir.path(), "new");
+    new.issue("server-3", 3, (-1, 30));
+    let bundle = dir.path().join("bundle.pem");
+    let both = [
+        dir.path().join("good-ca.pem"),
+        dir.path().join("new-ca.pem"),
+    ]
+    .map(|path| std::fs::read_to_string(path).expect("read authority"))
+    .concat();
+    std::fs::write(&bundle, both).expect("write bundle");
+
+    let files = TlsFiles {
+        ca: bundle,
+        ..good_files(dir.path())
+    };
+    let (config, listeners) = common::loopback_cluster(3);
+    let (_, mut servers) = common::start_on::<Note>(config.with_tls(files), listeners).await;
+
+    servers[2].broadcast(3, &note(3)).expect("broadcast");
+    for server in &mut servers[..2] {
+        let envelope = common::recv_n(server, 1).await.remove(0);
+        assert_eq!((envelope.from, envelope.message), (3, note(3)));
+    }
+    common::shutdown_all(servers).await;
+}
+
 /// A server whose certificate comes from another authority is refused by the others
 /// (its client certificate is not trusted), and refuses nothing it could use: servers
 /// 1 and 2 keep exchanging messages.
