@@ -4,6 +4,7 @@
 //! cargo run --release -p tests --bin failover -- --backend sim|process|idle|all \
 //!     [--quick] [--trials N] [--ranges 150-300,12-24] [--sizes 3,5,7] \
 //!     [--modes kill,stop,term] [--set election.crash_hint=true] [--name SUFFIX] [--out DIR]
+//! cargo run --release -p tests --bin failover -- --redraw tests/benchmarks/NAME.json
 //! ```
 //!
 //! Tables go to standard output and, with the raw trials (JSON) and SVG charts, to
@@ -87,6 +88,10 @@ struct Args {
     /// Seconds over which the idle cost is measured.
     #[arg(long, default_value_t = 10)]
     idle_seconds: u64,
+    /// Measure nothing: rewrite the table and the chart of an earlier run from its raw
+    /// trials (the `.json` file it wrote), into `--out`.
+    #[arg(long, value_name = "JSON")]
+    redraw: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,6 +102,9 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("benchmarks"));
     std::fs::create_dir_all(&out)?;
 
+    if let Some(json) = &args.redraw {
+        return redraw(json, &out);
+    }
     if matches!(args.backend, Backend::Sim | Backend::All) {
         run_sim(&args, &out)?;
     }
@@ -326,16 +334,55 @@ fn write_outputs(out: &Path, stem: &str, summaries: &[Summary], table: &str) -> 
         serde_json::to_string(summaries)?,
     )?;
 
-    // Like Figure 16: the slow ranges above, the fast ones below.
-    let (slow, fast): (Vec<&Summary>, Vec<&Summary>) =
-        summaries.iter().partition(|s| s.min_timeout_ms >= 150.0);
-    let panels: Vec<Panel<'_>> = [("minimum timeout 150 ms", slow), ("other ranges", fast)]
-        .into_iter()
-        .filter(|(_, group)| !group.is_empty())
-        .map(|(title, summaries)| Panel {
-            title: format!("{stem}: {title}"),
-            summaries,
-        })
-        .collect();
-    write_svg(&out.join(format!("{stem}.svg")), &panels)
+    write_svg(&out.join(format!("{stem}.svg")), &panels(stem, summaries))
+}
+
+/// Like Figure 16: the slow ranges above, the fast ones below; and, for processes, one
+/// panel per way of failing, since a timeout path's curves lie ten times further
+/// right than a crash path's and would leave a shared panel.
+fn panels<'a>(stem: &str, summaries: &'a [Summary]) -> Vec<Panel<'a>> {
+    let mut panels = Vec::new();
+    for (slow, ranges) in [(true, "minimum timeout 150 ms"), (false, "other ranges")] {
+        for mode in ["SIGKILL", "SIGSTOP", "SIGTERM", ""] {
+            let group: Vec<&Summary> = summaries
+                .iter()
+                .filter(|s| (s.min_timeout_ms >= 150.0) == slow)
+                .filter(|s| match mode {
+                    "" => !["SIGKILL", "SIGSTOP", "SIGTERM"]
+                        .iter()
+                        .any(|m| s.label.contains(m)),
+                    mode => s.label.contains(mode),
+                })
+                .collect();
+            if group.is_empty() {
+                continue;
+            }
+            let title = match mode {
+                "" => format!("{stem}: {ranges}"),
+                mode => format!("{stem}: {ranges}, {mode}"),
+            };
+            panels.push(Panel {
+                title,
+                summaries: group,
+            });
+        }
+    }
+    panels
+}
+
+/// Rewrites the table and the chart of a finished run from its raw trials, under the
+/// JSON file's own name.
+fn redraw(json: &Path, out: &Path) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(json).with_context(|| format!("cannot read {}", json.display()))?;
+    let summaries: Vec<Summary> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not the raw trials of a run", json.display()))?;
+    let stem = json
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("the raw trials' file needs a name")?;
+    let with_paper = summaries.iter().all(|s| !s.label.contains('×'));
+    let table = markdown(&summaries, with_paper);
+    println!("{table}");
+    write_outputs(out, stem, &summaries, &table)
 }
