@@ -971,6 +971,26 @@ impl Node {
             granted: true,
         };
         self.send(from, Message::VoteResponse(response), out);
+
+        // Two servers whose timers fired within a message delay of each other are both
+        // pre-candidates for the same term and grant each other's pre-vote; left alone
+        // both would enter that term, each voting for itself, and split the vote until
+        // another timeout. The one with the higher id yields: it goes back to following
+        // (with a fresh timer), while the lower id, which it has just endorsed, goes on.
+        // Both sides decide alike from the ids, so exactly one yields.
+        let rival = pre_vote
+            && self.role == Role::PreCandidate
+            && request.term == self.term + 1
+            && from < self.config.id;
+        if rival {
+            info!(
+                node = self.config.id,
+                term = self.term,
+                candidate = from,
+                "yielded to a rival pre-candidate"
+            );
+            self.become_follower(self.term, None, out);
+        }
     }
 
     fn refuse_vote(

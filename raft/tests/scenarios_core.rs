@@ -1045,3 +1045,53 @@ fn config_validation_errors_name_the_field() {
         assert_eq!(refused.unwrap_err(), error);
     }
 }
+
+/// Two pre-candidates for the same term grant each other's pre-vote, and the one with
+/// the higher id yields: it follows again instead of entering the term, so the two do
+/// not split the real vote. The lower id carries on.
+#[test]
+fn of_two_rival_pre_candidates_the_higher_id_yields() {
+    let mut low = node(2, 3, defaults);
+    let mut high = node(3, 3, defaults);
+    let _ = low.campaign();
+    let _ = high.campaign();
+    assert_eq!(
+        (low.role(), high.role()),
+        (Role::PreCandidate, Role::PreCandidate)
+    );
+
+    let to_high = high.step(2, vote_request(1, true, pos(0, 0)));
+    let to_low = low.step(3, vote_request(1, true, pos(0, 0)));
+
+    assert_eq!(vote_answers(&to_high), vec![(2, true)]);
+    assert_eq!(high.role(), Role::Follower);
+    assert_eq!(high.term(), 0);
+    assert_eq!(vote_answers(&to_low), vec![(3, true)]);
+    assert_eq!(low.role(), Role::PreCandidate);
+}
+
+/// Servers 2 and 3 time out together in a fresh cluster of three: one real election
+/// follows, won by 2, and 3 never enters the term as a candidate.
+#[test]
+fn simultaneous_timeouts_end_in_one_election_round() {
+    let mut cluster = Cluster::new(3, defaults);
+    let out = cluster.node(2).campaign();
+    cluster.apply(2, out);
+    let out = cluster.node(3).campaign();
+    cluster.apply(3, out);
+
+    cluster.deliver_all();
+
+    assert_eq!(cluster.leaders(), vec![2]);
+    assert_eq!(cluster.node(2).term(), 1);
+    let three_campaigned = cluster.events[2].iter().any(|event| {
+        matches!(
+            event,
+            Event::RoleChanged {
+                to: Role::Candidate,
+                ..
+            }
+        )
+    });
+    assert!(!three_campaigned, "{:#?}", cluster.events[2]);
+}
