@@ -3,9 +3,9 @@
 //!
 //! Each child runs in a process group of its own, so a Ctrl-C typed at the terminal
 //! reaches the demo alone, which then stops every child itself; and each reads a pipe
-//! from the demo as its standard input, so that it exits if the demo dies first. Signals are sent with
-//! the system's `kill` command: the workspace denies unsafe code, and a signal a
-//! second is no cost worth a dependency.
+//! from the demo as its standard input, so that it exits if the demo dies first.
+//! Signals are sent with the system's `kill` command: the workspace denies unsafe code,
+//! and a signal a second is no cost worth a dependency.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
