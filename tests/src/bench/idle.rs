@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context as _};
 
-use super::events::parse_timestamp;
 use super::servers::{Servers, Shape};
+use crate::logs::parse_timestamp;
 
 /// What one idle server costs.
 #[derive(Clone, Debug, PartialEq)]

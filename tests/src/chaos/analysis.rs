@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::logs::LogEvent;
+use crate::logs::{parse_timestamp, LogEvent};
 
 /// When each server was up (running and not paused), as half-open intervals of
 /// milliseconds since the Unix epoch; an interval still open at the end has `None`.
@@ -52,38 +52,7 @@ pub(crate) fn timestamp_ms(event: &LogEvent) -> Option<u64> {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into milliseconds since the Unix epoch.
 fn parse_utc_ms(text: &str) -> Option<u64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut date_parts = date.splitn(3, '-').map(|part| part.parse::<i64>().ok());
-    let (year, month, day) = (
-        date_parts.next()??,
-        date_parts.next()??,
-        date_parts.next()??,
-    );
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, "0"));
-    let mut clock_parts = clock.splitn(3, ':').map(|part| part.parse::<i64>().ok());
-    let (hour, minute, second) = (
-        clock_parts.next()??,
-        clock_parts.next()??,
-        clock_parts.next()??,
-    );
-    let millis: i64 = format!("{fraction:0<3}")[..3].parse().ok()?;
-
-    let days = days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
-    u64::try_from(seconds * 1000 + millis).ok()
-}
-
-/// Days since 1970-01-01 of a date in the proleptic Gregorian calendar (the usual
-/// era-based computation: eras of 400 years, years starting in March).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    u64::try_from(parse_timestamp(text)?.div_euclid(1000)).ok()
 }
 
 /// The ids listed in the `votes` field of "became leader" (`"[1, 2]"` or an array).
