@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use crate::binary::raft_node_binary;
 use crate::history::{query_ports, History, PollVia, Poller};
-use crate::logs::{leaders_in_log, read_log};
+use crate::logs::{ids_in, leaders_in_log, read_log};
 use crate::ports::free_ports;
 use crate::process::{run_to_exit, wait_at_most};
 use crate::status::{query_port, request_port, Observation, StatusRow};
@@ -678,20 +678,6 @@ impl Drop for Cluster {
                 eprintln!("{report}");
             }
         }
-    }
-}
-
-/// The ids in a field that lists them, as the `votes` of "became leader" does
-/// (`"[1, 2]"`, or an array).
-fn ids_in(field: &serde_json::Value) -> BTreeSet<u64> {
-    match field {
-        serde_json::Value::Array(ids) => ids.iter().filter_map(serde_json::Value::as_u64).collect(),
-        other => other
-            .as_str()
-            .unwrap_or_default()
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|id| id.parse().ok())
-            .collect(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading the servers' JSON logs (`--log-format json`).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::Value;
@@ -104,6 +105,20 @@ fn days_since_epoch(year: i64, month: i64, day: i64) -> i64 {
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     // 719468 days separate 0000-03-01 from 1970-01-01.
     era * 146_097 + day_of_era - 719_468
+}
+
+/// The ids in a field that lists them, as the `votes` of "became leader" does
+/// (`"[1, 2]"`, or an array).
+pub(crate) fn ids_in(field: &Value) -> BTreeSet<u64> {
+    match field {
+        Value::Array(ids) => ids.iter().filter_map(Value::as_u64).collect(),
+        other => other
+            .as_str()
+            .unwrap_or_default()
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|id| id.parse().ok())
+            .collect(),
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::logs::{parse_timestamp, LogEvent};
+use crate::logs::{ids_in, parse_timestamp, LogEvent};
 
 /// When each server was up (running and not paused), as half-open intervals of
 /// milliseconds since the Unix epoch; an interval still open at the end has `None`.
@@ -53,19 +51,6 @@ pub(crate) fn timestamp_ms(event: &LogEvent) -> Option<u64> {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` into milliseconds since the Unix epoch.
 fn parse_utc_ms(text: &str) -> Option<u64> {
     u64::try_from(parse_timestamp(text)?.div_euclid(1000)).ok()
-}
-
-/// The ids listed in the `votes` field of "became leader" (`"[1, 2]"` or an array).
-fn ids_in(field: &Value) -> BTreeSet<u64> {
-    match field {
-        Value::Array(ids) => ids.iter().filter_map(Value::as_u64).collect(),
-        other => other
-            .as_str()
-            .unwrap_or_default()
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|id| id.parse().ok())
-            .collect(),
-    }
 }
 
 /// The safety rules of the harness (`Cluster::finish`), counted instead of asserted:
