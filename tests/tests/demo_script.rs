@@ -46,15 +46,21 @@ fn run_demo(script: &str) -> (Finished, tempfile::TempDir) {
     std::fs::write(dir.path().join("script.txt"), script).expect("write the script");
     let config = write_config(dir.path(), 5);
 
-    let mut command = Command::new(raft_node_binary());
-    command
-        .current_dir(dir.path())
-        .arg("demo")
-        .arg("--config")
-        .arg(&config)
-        .args(["--script", "script.txt", "--timeline", "timeline.svg"]);
+    let mut command = demo_in(dir.path(), &config);
+    command.args(["--script", "script.txt", "--timeline", "timeline.svg"]);
     let finished = run_to_exit(&mut command, LIMIT);
     (finished, dir)
+}
+
+/// `raft-node demo --config CONFIG`, run in `dir`.
+fn demo_in(dir: &Path, config: &Path) -> Command {
+    let mut command = Command::new(raft_node_binary());
+    command
+        .current_dir(dir)
+        .arg("demo")
+        .arg("--config")
+        .arg(config);
+    command
 }
 
 /// The pids the demo printed for its servers ("servers started: 1 (pid 123), ...").
@@ -274,11 +280,7 @@ fn a_failed_expectation_fails_the_script_and_cleans_up() {
 fn piped_commands_run_and_timeline_draws_the_kept_logs() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let config = write_config(dir.path(), 3);
-    let mut child = Command::new(raft_node_binary())
-        .current_dir(dir.path())
-        .arg("demo")
-        .arg("--config")
-        .arg(&config)
+    let mut child = demo_in(dir.path(), &config)
         .args(["--data-dir", "kept", "--no-timeline"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -333,11 +335,7 @@ fn sigterm_mid_script_stops_everything() {
     std::fs::write(dir.path().join("script.txt"), "wait-leader 10s\nwait 60s\n")
         .expect("write the script");
     let config = write_config(dir.path(), 5);
-    let mut child = Command::new(raft_node_binary())
-        .current_dir(dir.path())
-        .arg("demo")
-        .arg("--config")
-        .arg(&config)
+    let mut child = demo_in(dir.path(), &config)
         .args(["--script", "script.txt", "--timeline", "timeline.svg"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -397,11 +395,7 @@ fn servers_end_with_a_demo_killed_by_sigkill() {
     )
     .expect("write the script");
     let config = write_config(dir.path(), 5);
-    let mut child = Command::new(raft_node_binary())
-        .current_dir(dir.path())
-        .arg("demo")
-        .arg("--config")
-        .arg(&config)
+    let mut child = demo_in(dir.path(), &config)
         .args(["--script", "script.txt", "--no-timeline"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
