@@ -240,6 +240,14 @@ impl Cluster {
         self.live().iter().copied().collect()
     }
 
+    /// The live server of lowest id other than `leader`: a follower to act on.
+    pub fn live_follower(&self, leader: u64) -> u64 {
+        self.live_ids()
+            .into_iter()
+            .find(|&id| id != leader)
+            .expect("a live server other than the leader")
+    }
+
     fn live(&self) -> MutexGuard<'_, BTreeSet<u64>> {
         self.live.lock().expect("live set lock")
     }

@@ -16,11 +16,7 @@ fn a_server_restarted_with_a_much_higher_term_pulls_the_cluster_up_safely() {
     let mut cluster = Cluster::start(ClusterSpec::new(3));
     let poller = cluster.poll_status_ports();
     let (leader, term) = cluster.wait_for_leader();
-    let follower = cluster
-        .live_ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let follower = cluster.live_follower(leader);
 
     let exit = cluster.terminate(follower);
     assert!(

@@ -47,11 +47,7 @@ fn a_paused_follower_returns_as_a_follower_without_deposing_anyone() {
     let mut cluster = Cluster::start(ClusterSpec::new(3));
     let poller = cluster.poll_status_ports();
     let (leader, term) = cluster.wait_for_leader();
-    let follower = cluster
-        .live_ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let follower = cluster.live_follower(leader);
 
     // The pause itself is the fault: long enough for the follower's election timer to
     // run out several times over, had it been running.

@@ -40,7 +40,7 @@ fn run_six_phases(spec: ClusterSpec) {
     assert!(leaders.count() <= 1, "{rows:?}");
 
     // Phase 2: a follower dies; four are up and a leader stays present.
-    let first_dead = follower_of(&cluster, first_leader);
+    let first_dead = cluster.live_follower(first_leader);
     cluster.kill(first_dead);
     let (leader, term) = cluster.wait_for_leader();
     poller.assert_ok();
@@ -72,7 +72,7 @@ fn run_six_phases(spec: ClusterSpec) {
     poller.assert_ok();
 
     // Phase 6: a follower dies, leaving the leader with one follower of five.
-    let follower = follower_of(&cluster, last_leader);
+    let follower = cluster.live_follower(last_leader);
     poller.allow_leaderless();
     cluster.kill(follower);
     if spec.check_quorum {
@@ -118,15 +118,6 @@ fn run_six_phases(spec: ClusterSpec) {
     assert!(poller.rounds() >= 20, "only {} polls", poller.rounds());
     poller.finish();
     cluster.finish();
-}
-
-/// A live server other than `leader`, the lowest id.
-fn follower_of(cluster: &Cluster, leader: u64) -> u64 {
-    cluster
-        .live_ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a live follower")
 }
 
 fn no_leader(seen: &[Observation]) -> Result<(), String> {

@@ -93,11 +93,7 @@ fn status_answers_quickly_with_servers_down_or_paused_and_prints_the_documented_
         cluster.start_server(id);
     }
     let (leader, term) = cluster.wait_for_leader();
-    let paused = cluster
-        .live_ids()
-        .into_iter()
-        .find(|&id| id != leader)
-        .expect("a follower");
+    let paused = cluster.live_follower(leader);
     cluster.pause(paused);
 
     let finished = status(&cluster, true);
