@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context};
-use rand::Rng;
 
 use crate::config::{Election, NodeConfig, Timing};
 
@@ -354,6 +353,12 @@ fn config_text(
 /// connection may take an ephemeral port as its local port while a server is killed,
 /// and the server could then not listen on it again when restarted. The quick start's
 /// ports (7000-7199) are avoided, so a demo never meets a running quick-start cluster.
+///
+/// A port is only checked free, not held, until the servers bind it, so demos started
+/// together (as the tests start them) that drew at random would now and then pick the
+/// same port. Each demo searches from a stretch of its own instead, placed by its
+/// process id: two demos start in the same stretch only if their ids differ by a
+/// multiple of the number of stretches, a few hundred.
 fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
@@ -363,19 +368,25 @@ fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
         _ => (1024, u16::MAX),
     };
 
-    let mut rng = rand::rng();
+    // The widest demo (26 servers) needs 52 ports.
+    const STRETCH: u64 = 64;
+    let span = u64::from(high - low);
+    let start = u64::from(std::process::id()) * STRETCH % span;
     let mut ports: Vec<u16> = Vec::with_capacity(count);
-    for _ in 0..10_000 {
+    for offset in 0..span {
         if ports.len() == count {
-            return Ok(ports);
+            break;
         }
-        let port = rng.random_range(low..high);
-        if (7000..7200).contains(&port) || ports.contains(&port) {
+        let port = low + ((start + offset) % span) as u16;
+        if (7000..7200).contains(&port) {
             continue;
         }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             ports.push(port);
         }
+    }
+    if ports.len() == count {
+        return Ok(ports);
     }
     bail!("found no {count} free loopback ports in {low}..{high}")
 }
