@@ -60,6 +60,7 @@
 //! takes well under 256 KiB of stack even unoptimized. [`encode_frame`] does not check
 //! the depth: a message nested deeper is sent and then refused by its receiver.
 
+use std::cell::RefCell;
 use std::io;
 use std::marker::PhantomData;
 
@@ -91,9 +92,9 @@ fn bincode_config() -> bincode::config::Configuration {
 
 /// Appends encoded bytes straight to the frame buffer. Serde hands over many tiny
 /// pieces (one byte per `u8` of a `Vec<u8>`), so this path must be short.
-struct FrameWriter(BytesMut);
+struct FrameWriter<'a>(&'a mut BytesMut);
 
-impl bincode::enc::write::Writer for FrameWriter {
+impl bincode::enc::write::Writer for FrameWriter<'_> {
     #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
         self.0.extend_from_slice(bytes);
@@ -113,13 +114,75 @@ pub fn encode_frame<M: Serialize>(
     message: &M,
     max_frame_size: usize,
 ) -> Result<Bytes, SendError> {
-    let mut writer = FrameWriter(BytesMut::with_capacity(TYPICAL_FRAME));
-    writer.0.put_u32(0);
+    let mut buf = BytesMut::with_capacity(TYPICAL_FRAME);
+    append_frame(message_id, message, max_frame_size, &mut buf)?;
+    Ok(buf.freeze())
+}
+
+thread_local! {
+    /// Each thread's buffer for encoding frames on the send path, kept between sends
+    /// so that sending a message allocates nothing.
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(TYPICAL_FRAME));
+}
+
+/// Scratch buffers that grew beyond this for one large frame are not kept.
+const SCRATCH_KEPT: usize = 64 * 1024;
+
+/// Encodes one envelope as [`encode_frame`] does and passes the frame to `use_frame`,
+/// without allocating: the frame lives in a buffer of this thread's, reused.
+pub(crate) fn with_frame<M: Serialize, R>(
+    message_id: u64,
+    message: &M,
+    max_frame_size: usize,
+    use_frame: impl FnOnce(&[u8]) -> R,
+) -> Result<R, SendError> {
+    SCRATCH.with(|scratch| {
+        // A message whose serialization itself sends (re-entering here) gets a
+        // buffer of its own rather than a panic.
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            let frame = encode_frame(message_id, message, max_frame_size)?;
+            return Ok(use_frame(&frame));
+        };
+
+        buf.clear();
+        let encoded = append_frame(message_id, message, max_frame_size, &mut buf);
+        let result = encoded.map(|()| use_frame(&buf));
+        if buf.capacity() > SCRATCH_KEPT {
+            *buf = BytesMut::with_capacity(TYPICAL_FRAME);
+        }
+        result
+    })
+}
+
+/// Appends one frame to `buf`, or leaves `buf` as it was and says why not.
+fn append_frame<M: Serialize>(
+    message_id: u64,
+    message: &M,
+    max_frame_size: usize,
+    buf: &mut BytesMut,
+) -> Result<(), SendError> {
+    let start = buf.len();
+    let appended = encode_at_end(message_id, message, max_frame_size, buf);
+    if appended.is_err() {
+        buf.truncate(start);
+    }
+    appended
+}
+
+/// The work of [`append_frame`], which undoes what this leaves behind on failure.
+fn encode_at_end<M: Serialize>(
+    message_id: u64,
+    message: &M,
+    max_frame_size: usize,
+    buf: &mut BytesMut,
+) -> Result<(), SendError> {
+    let start = buf.len();
+    buf.put_u32(0);
+    let mut writer = FrameWriter(buf);
     bincode::serde::encode_into_writer((message_id, message), &mut writer, bincode_config())
         .map_err(|e| SendError::Encode(e.to_string()))?;
-    let mut buf = writer.0;
 
-    let size = buf.len();
+    let size = buf.len() - start;
     if size > max_frame_size {
         return Err(SendError::FrameTooLarge {
             size,
@@ -145,8 +208,8 @@ pub fn encode_frame<M: Serialize>(
     // The payload length fits in u32 because it is below max_frame_size, itself at
     // most MAX_FRAME_SIZE_LIMIT (64 MiB), checked by Config::validate.
     let payload_len = (size - HEADER_LEN) as u32;
-    buf[..HEADER_LEN].copy_from_slice(&payload_len.to_be_bytes());
-    Ok(buf.freeze())
+    buf[start..start + HEADER_LEN].copy_from_slice(&payload_len.to_be_bytes());
+    Ok(())
 }
 
 /// Decodes an envelope payload (the frame without its length prefix) into the message

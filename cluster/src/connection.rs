@@ -1,27 +1,25 @@
 //! The sending side over TCP: one task per peer dials it, introduces itself, then
 //! writes the peer's queued frames in batches; on loss it re-dials with backoff.
 //!
-//! While that writer is parked with nothing queued, a sender may write a frame
-//! straight to the socket ([`DirectPath`]), sparing the hand-off to the writer task on
-//! the round-trip path.
+//! Frames wait in the peer's [`Outbox`]; while the writer is parked with nothing
+//! queued, a sender may write a frame straight to the socket instead (see
+//! [`crate::outbox`]).
 //!
 //! Over TLS the dialer checks that the listener's certificate is bound to the peer it
-//! dialled (see [`crate::tls`]) before introducing itself. The direct path is plain TCP
-//! only: a TLS session encrypts under one lock that the writer task holds, so every
-//! frame goes through the queue.
+//! dialled (see [`crate::tls`]) before introducing itself. Direct writes are plain TCP
+//! only: a TLS session encrypts under one lock that the writer task holds.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -29,138 +27,9 @@ use crate::backoff::Backoff;
 use crate::config::{Config, ServerId};
 use crate::envelope::PeerEvent;
 use crate::handshake::{self, Hello, Refusal, PROTOCOL_VERSION};
+use crate::outbox::Outbox;
 use crate::server::{Core, EventSink, Wiring};
 use crate::tls::TlsIdentity;
-
-/// Most frames taken from the queue at once.
-const BATCH: usize = 512;
-
-/// Bytes gathered before a write is issued even if more frames are queued.
-const WRITE_CHUNK: usize = 256 * 1024;
-
-/// One peer's shortcut from the sender to its socket, shared by the senders and the
-/// peer's writer task.
-///
-/// Order is kept because a frame may be written directly only while the writer is
-/// parked with an empty queue (`idle`), under a lock that every frame put in the queue
-/// also takes, after clearing `idle`. A short write queues its rest at once, still
-/// under the lock, so it stays next on the wire.
-///
-/// A frame sent less than [`DIRECT_GAP`] after the previous one goes to the queue
-/// instead: a sender in a burst would otherwise pay one system call per frame and lose
-/// the writer's batching. A lone request or reply, the case that matters for latency,
-/// comes after a pause and is written at once.
-#[derive(Debug)]
-pub(crate) struct DirectPath(Mutex<Direct>);
-
-/// Shortest pause since the previous send for a frame to be written directly. Bursts
-/// run at well under a microsecond per frame; a round trip on loopback takes several.
-const DIRECT_GAP: Duration = Duration::from_micros(2);
-
-#[derive(Debug)]
-struct Direct {
-    /// The open connection's write half; `None` while disconnected.
-    half: Option<Arc<OwnedWriteHalf>>,
-    /// The writer is parked and its queue empty.
-    idle: bool,
-    /// When a frame was last offered while the writer was idle, or when the writer
-    /// last parked, whichever is later.
-    last_offer: Instant,
-}
-
-impl Default for DirectPath {
-    fn default() -> Self {
-        DirectPath(Mutex::new(Direct {
-            half: None,
-            idle: false,
-            last_offer: Instant::now(),
-        }))
-    }
-}
-
-/// What became of a frame offered to [`DirectGuard::offer`].
-#[derive(Debug)]
-pub(crate) enum Offered {
-    /// Written whole to the socket.
-    Written,
-    /// Partly written, or not at all because the socket was full; the rest is queued.
-    Queued,
-    /// The direct path is closed (writer busy, no connection, queue full, or a burst):
-    /// queue it.
-    NotTaken(Bytes),
-}
-
-impl DirectPath {
-    fn lock(&self) -> MutexGuard<'_, Direct> {
-        // Nothing panics while holding this lock; should it ever, the state is two
-        // plain fields and stays usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Takes the lock under which a frame is offered and, if not written, queued.
-    pub(crate) fn enter(&self) -> DirectGuard<'_> {
-        DirectGuard(self.lock())
-    }
-}
-
-/// Held while a sender offers a frame and queues what is left, so that the writer
-/// cannot go idle in between.
-pub(crate) struct DirectGuard<'a>(MutexGuard<'a, Direct>);
-
-impl std::fmt::Debug for DirectGuard<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DirectGuard").field(&*self.0).finish()
-    }
-}
-
-impl DirectGuard<'_> {
-    /// Writes `frame` to the socket if the writer is idle.
-    ///
-    /// A slot in `queue` is reserved first, because whatever the socket does not take
-    /// must be queued at once to stay next in line.
-    pub(crate) fn offer(&mut self, frame: Bytes, queue: &mpsc::Sender<Bytes>) -> Offered {
-        let direct = &mut *self.0;
-        if !direct.idle || direct.half.is_none() {
-            return Offered::NotTaken(frame);
-        }
-
-        // Read the clock only here, not for frames queued while the writer is busy:
-        // the writer stamps the time when it parks, which stands for those.
-        let now = Instant::now();
-        let pause = now.saturating_duration_since(direct.last_offer);
-        direct.last_offer = now;
-        if pause < DIRECT_GAP {
-            return Offered::NotTaken(frame);
-        }
-
-        let Some(half) = &direct.half else {
-            return Offered::NotTaken(frame);
-        };
-        let Ok(permit) = queue.try_reserve() else {
-            return Offered::NotTaken(frame);
-        };
-
-        match half.try_write(&frame) {
-            Ok(n) if n == frame.len() => Offered::Written,
-            Ok(n) => {
-                direct.idle = false;
-                permit.send(frame.slice(n..));
-                Offered::Queued
-            }
-            // Socket full or failing: the writer waits for room or finds the failure.
-            Err(_) => {
-                direct.idle = false;
-                permit.send(frame);
-                Offered::Queued
-            }
-        }
-    }
-
-    /// Marks a frame about to be queued, so that no direct write overtakes it.
-    pub(crate) fn queueing(&mut self) {
-        self.0.idle = false;
-    }
-}
 
 /// Why one dial attempt failed.
 #[derive(Debug)]
@@ -199,17 +68,13 @@ enum Established {
 
 /// Spawns one outbound task per peer on the server's task tracker.
 pub(crate) fn spawn_all<M>(config: Arc<Config>, tls: Option<TlsIdentity>, wiring: Wiring<M>) {
+    // The inbox is the listener's: writers only send.
     let Wiring {
         core,
-        queues,
         events,
         tasks,
-        inbound,
+        inbound: _,
     } = wiring;
-
-    // Only the listener's readers may keep the inbound channel open, so that the
-    // handle's recv() ends when they stop.
-    drop(inbound);
 
     // Port 0: the operating system picks a free port on the chosen IP for each dial.
     let local = config
@@ -219,8 +84,7 @@ pub(crate) fn spawn_all<M>(config: Arc<Config>, tls: Option<TlsIdentity>, wiring
         .flatten()
         .map(|own| SocketAddr::new(own.ip(), 0));
 
-    for (index, queue) in queues.into_iter().enumerate() {
-        let peer = core.peers[index];
+    for (index, &peer) in core.peers.iter().enumerate() {
         let Some(addr) = config.address_of(peer) else {
             // Peers are derived from the same configuration, so this does not happen.
             tracing::error!(peer, "peer has no configured address");
@@ -238,11 +102,11 @@ pub(crate) fn spawn_all<M>(config: Arc<Config>, tls: Option<TlsIdentity>, wiring
                 .as_ref()
                 .map(|tls| (tls.client_config(), tls.name_of(peer))),
         };
-        tasks.spawn(run_link(link, queue));
+        tasks.spawn(run_link(link));
     }
 }
 
-async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
+async fn run_link(link: Link) {
     let Link {
         peer, addr, index, ..
     } = link;
@@ -279,7 +143,7 @@ async fn run_link(link: Link, mut queue: mpsc::Receiver<Bytes>) {
                 tracing::info!(peer, %addr, "peer connected");
                 link.events.emit(PeerEvent::Connected(peer));
 
-                let reason = write_frames(stream, &mut queue, &link).await;
+                let reason = write_frames(stream, &link).await;
                 counters.mark_disconnected();
                 if shutdown.is_cancelled() {
                     return;
@@ -383,52 +247,39 @@ fn is_tls_error(e: &io::Error) -> bool {
 }
 
 /// Writes queued frames until the connection fails or the server stops; returns why
-/// it stopped. Frames taken from the queue but not written are lost.
-async fn write_frames(
-    stream: Established,
-    queue: &mut mpsc::Receiver<Bytes>,
-    link: &Link,
-) -> String {
+/// it stopped. Frames taken from the outbox but not written are lost.
+async fn write_frames(stream: Established, link: &Link) -> String {
     let stream = match stream {
         Established::Plain(stream) => stream,
         Established::Tls(stream) => {
             let (mut reader, writer) = tokio::io::split(*stream);
             let mut sink = TlsSink(writer);
-            return write_queued(&mut reader, &mut sink, queue, link).await;
+            return write_queued(&mut reader, &mut sink, link).await;
         }
     };
 
     let (mut reader, writer) = stream.into_split();
     let writer = Arc::new(writer);
-    let direct = &link.core.direct[link.index];
-    direct.lock().half = Some(Arc::clone(&writer));
+    let outbox = &link.core.outboxes[link.index];
+    outbox.attach(Arc::clone(&writer));
 
-    let reason = write_queued(&mut reader, &mut &*writer, queue, link).await;
+    let reason = write_queued(&mut reader, &mut &*writer, link).await;
 
     // Senders must not write to a connection given up on; the last reference to the
     // write half goes with this task, which closes it.
-    let mut state = direct.lock();
-    state.half = None;
-    state.idle = false;
-    drop(state);
+    outbox.detach();
     reason
 }
 
-async fn write_queued<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    queue: &mut mpsc::Receiver<Bytes>,
-    link: &Link,
-) -> String
+async fn write_queued<R, W>(reader: &mut R, writer: &mut W, link: &Link) -> String
 where
     R: AsyncRead + Unpin,
     W: FrameSink,
 {
     let shutdown = &link.core.shutdown;
     let counters = &link.core.counters[link.index];
-    let direct = &link.core.direct[link.index];
-    let mut batch: Vec<Bytes> = Vec::with_capacity(BATCH);
-    let mut out = BytesMut::with_capacity(WRITE_CHUNK);
+    let outbox = &link.core.outboxes[link.index];
+    let mut taken = BytesMut::new();
 
     // The acceptor never sends after its handshake answer, so any read completing
     // means the connection is gone (or the peer misbehaves): notice it while idle.
@@ -439,73 +290,39 @@ where
     tokio::pin!(cancelled);
 
     loop {
-        // Parking with nothing queued: senders may now write directly until one does.
-        {
-            let mut state = direct.lock();
-            if queue.is_empty() {
-                state.idle = true;
-                state.last_offer = Instant::now();
+        let frames = outbox.take(&mut taken);
+        if frames == 0 {
+            // Parked: senders may now write directly until one queues a frame.
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => return "shut down".into(),
+                read = reader.read(&mut probe) => {
+                    return match read {
+                        Ok(0) => "closed by peer".into(),
+                        // A TLS peer that closes without a close_notify alert, as a
+                        // killed process does.
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            "closed by peer".into()
+                        }
+                        Ok(_) => "unexpected bytes from peer".into(),
+                        Err(e) => e.to_string(),
+                    };
+                }
+                _ = outbox.queued() => continue,
             }
         }
 
-        tokio::select! {
+        let written = tokio::select! {
             biased;
             _ = &mut cancelled => return "shut down".into(),
-            read = reader.read(&mut probe) => {
-                return match read {
-                    Ok(0) => "closed by peer".into(),
-                    // A TLS peer that closes without a close_notify alert, as a
-                    // killed process does.
-                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                        "closed by peer".into()
-                    }
-                    Ok(_) => "unexpected bytes from peer".into(),
-                    Err(e) => e.to_string(),
-                };
-            }
-            taken = queue.recv_many(&mut batch, BATCH) => {
-                if taken == 0 {
-                    return "queue closed".into();
-                }
-            }
+            written = writer.write_all_frames(&taken) => written,
+        };
+        if let Err(e) = written {
+            return e.to_string();
         }
-
-        // Gather everything queued into as few writes as possible.
-        let mut gathered = 0u64;
-        loop {
-            let mut used = 0;
-            for frame in &batch {
-                if out.len() >= WRITE_CHUNK {
-                    break;
-                }
-                out.extend_from_slice(frame);
-                used += 1;
-            }
-            batch.drain(..used);
-            gathered += used as u64;
-
-            let more = !batch.is_empty() || !queue.is_empty();
-            if out.len() >= WRITE_CHUNK || !more {
-                let written = tokio::select! {
-                    biased;
-                    _ = &mut cancelled => return "shut down".into(),
-                    written = writer.write_all_frames(&out) => written,
-                };
-                out.clear();
-                if let Err(e) = written {
-                    return e.to_string();
-                }
-                counters.add_sent(gathered);
-                tracing::trace!(peer = link.peer, count = gathered, "frames written");
-                gathered = 0;
-            }
-            if !more {
-                break;
-            }
-            if batch.is_empty() {
-                queue.recv_many(&mut batch, BATCH).await;
-            }
-        }
+        Outbox::recycle(&mut taken);
+        counters.add_sent(frames as u64);
+        tracing::trace!(peer = link.peer, count = frames, "frames written");
     }
 }
 
@@ -515,7 +332,7 @@ trait FrameSink {
     async fn write_all_frames(&mut self, buf: &[u8]) -> io::Result<()>;
 }
 
-/// A plain TCP write half shared with the senders' direct path.
+/// A plain TCP write half shared with the senders' direct writes.
 impl FrameSink for &OwnedWriteHalf {
     async fn write_all_frames(&mut self, mut buf: &[u8]) -> io::Result<()> {
         while !buf.is_empty() {

@@ -157,7 +157,7 @@ impl FaultTable {
         // Sending is synchronous and may in principle happen outside a runtime; such a
         // message is sent at once rather than lost.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            let _running = core.enqueue(index, frame);
+            let _running = core.enqueue(index, &frame);
             return;
         };
 
@@ -168,7 +168,7 @@ impl FaultTable {
                 _ = core.shutdown.cancelled() => {}
                 _ = tokio::time::sleep(delay) => {
                     // A server stopped meanwhile has nowhere to send it; nothing to do.
-                    let _running = core.enqueue(index, frame);
+                    let _running = core.enqueue(index, &frame);
                 }
             }
         };

@@ -30,12 +30,17 @@
 //! `SO_REUSEADDR`, so a server closed and started again gets its port back at once.
 //! Every connection sets `TCP_NODELAY`.
 //!
-//! Each peer's outbound connection has a writer task that drains the peer's queue in
-//! batches. When that writer is idle with nothing queued and the previous send was at
-//! least 2 µs ago, `send` writes the frame to the socket itself with a non-blocking
-//! write, sparing the hand-off to the writer on a request/reply round trip; whatever
-//! the socket does not take at once is queued ahead of anything else, so per-peer order
-//! holds either way. A burst of sends goes through the queue and is batched.
+//! Sending encodes the message into a buffer of the calling thread's and copies the
+//! frame to the end of the peer's queue, a byte buffer: no allocation and no hand-off
+//! per message. Each peer's outbound connection has a writer task that takes the whole
+//! buffer at once, leaving an empty one in its place, and writes it; frames queued
+//! meanwhile wait for its next turn, so a burst is written in few system calls. When
+//! that writer is parked with nothing queued and the previous send was at least 2 µs
+//! ago, `send` writes the frame to the socket itself with a non-blocking write, sparing
+//! the wake-up of the writer on a request/reply round trip; whatever the socket does
+//! not take at once is queued ahead of anything else, so per-peer order holds either
+//! way. Received envelopes reach the handle the same way: each connection's reader
+//! appends what one socket read yielded, and `recv` takes everything waiting at once.
 //!
 //! # Frame layout
 //!
@@ -137,9 +142,9 @@
 //! - Errors are for the caller's mistakes only: unknown peer, sending to self, a frame
 //!   above the maximum size, a server shut down (see [`SendError`]).
 //! - Messages from one sender to one receiver arrive in the order sent while a
-//!   connection holds. Messages can be lost when a connection breaks (those queued in
-//!   the writer's current batch or in flight) and when a queue overflows. The library
-//!   never duplicates a message.
+//!   connection holds. Messages can be lost when a connection breaks (those the
+//!   writer has taken but not yet written, and those in flight) and when a queue
+//!   overflows. The library never duplicates a message.
 //! - A receiver that does not call `recv` fills its inbound buffer, then its sockets,
 //!   then its senders' queues, which then drop; other peers are unaffected.
 //!
@@ -254,8 +259,10 @@ mod envelope;
 mod error;
 mod faults;
 mod handshake;
+mod inbox;
 mod listener;
 mod memory;
+mod outbox;
 mod server;
 mod stats;
 mod tls;

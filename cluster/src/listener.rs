@@ -13,8 +13,6 @@ use bytes::{Buf, BytesMut};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,6 +22,7 @@ use crate::config::{Config, ServerId};
 use crate::envelope::Envelope;
 use crate::error::FrameError;
 use crate::handshake::{self, HelloError, Refusal};
+use crate::inbox::{Delivered, Inbox};
 use crate::server::{Core, Wiring};
 use crate::tls::{certificate_ids, TlsIdentity};
 
@@ -86,7 +85,7 @@ impl Registry {
 struct Acceptor<M> {
     config: Arc<Config>,
     core: Arc<Core>,
-    inbound: mpsc::Sender<Vec<Envelope<M>>>,
+    inbound: Arc<Inbox<M>>,
     registry: Registry,
     tasks: TaskTracker,
     /// Mutual TLS on every inbound connection, when configured.
@@ -105,7 +104,7 @@ pub(crate) fn spawn<M>(
     let acceptor = Arc::new(Acceptor {
         config,
         core: Arc::clone(&wiring.core),
-        inbound: wiring.inbound.clone(),
+        inbound: Arc::clone(&wiring.inbound),
         registry: Registry::default(),
         tasks: wiring.tasks.clone(),
         tls,
@@ -259,7 +258,7 @@ async fn answer_refusal<S: AsyncWrite + Unpin>(mut stream: S, refusal: Refusal) 
 }
 
 /// Reads frames until the peer closes, the connection is replaced or the server stops.
-/// Everything decoded from one read is handed over as one batch.
+/// Everything decoded from one read is delivered to the inbox as one batch.
 async fn read_frames<S, M>(
     mut stream: S,
     peer: ServerId,
@@ -275,7 +274,8 @@ where
     let max_frame_size = acceptor.core.max_frame_size;
     let decoder = FrameDecoder::new(max_frame_size);
     let counters = &acceptor.core.counters[index];
-    let mut expected_batch = 0;
+    // Reused for every read: delivering moves the envelopes out and keeps the room.
+    let mut batch = Vec::new();
 
     // Registered once: a fresh cancellation future per read would take a lock each time.
     let cancelled = token.cancelled();
@@ -285,10 +285,13 @@ where
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        // The read first: looking at the token costs two locks, which a read that is
+        // ready spares. A peer that never pauses still lets the token be seen, since
+        // the read yields once the task's budget is spent.
         let read = tokio::select! {
             biased;
-            _ = &mut cancelled => return Ok(()),
             read = stream.read_buf(&mut buf) => read?,
+            _ = &mut cancelled => return Ok(()),
         };
         if read == 0 {
             // Every whole frame was taken after the previous read; what is left is a
@@ -301,41 +304,51 @@ where
             });
         }
 
-        let mut batch = Vec::with_capacity(expected_batch);
-        while let Some(len) = decoder.whole_frame(&buf)? {
-            let frame_end = codec::HEADER_LEN + len;
-            let (message_id, message) =
-                codec::decode_payload::<M>(&buf[codec::HEADER_LEN..frame_end], max_frame_size)?;
-            buf.advance(frame_end);
-            batch.push(Envelope {
-                from: peer,
-                message_id,
-                message,
-            });
-        }
+        // Frames before a malformed one are delivered before the connection closes.
+        let decoded = decode_frames(&mut buf, &decoder, peer, max_frame_size, &mut batch);
         if batch.is_empty() {
+            decoded?;
             continue;
         }
 
-        // The next read will likely yield about as many frames as this one.
-        expected_batch = batch.len();
         counters.add_received(batch.len() as u64);
         tracing::trace!(peer, count = batch.len(), "frames received");
-        // Hand over without waiting when there is room, the usual case.
-        let batch = match acceptor.inbound.try_send(batch) {
-            Ok(()) => continue,
-            // The handle is gone; nobody will read further messages.
-            Err(TrySendError::Closed(_)) => return Ok(()),
-            Err(TrySendError::Full(batch)) => batch,
-        };
-        tokio::select! {
-            biased;
-            _ = &mut cancelled => return Ok(()),
-            delivered = acceptor.inbound.send(batch) => {
-                if delivered.is_err() {
-                    return Ok(());
-                }
+        loop {
+            match acceptor.inbound.deliver(&mut batch) {
+                Delivered::Taken => break,
+                // The handle is gone; nobody will read further messages.
+                Delivered::Closed => return Ok(()),
+                Delivered::Full => {}
+            }
+            tokio::select! {
+                biased;
+                _ = &mut cancelled => return Ok(()),
+                _ = acceptor.inbound.room() => {}
             }
         }
+        decoded?;
     }
+}
+
+/// Decodes every whole frame at the start of `buf` into `batch`, removing them from
+/// `buf`; stops at the first malformed frame.
+fn decode_frames<M: DeserializeOwned>(
+    buf: &mut BytesMut,
+    decoder: &FrameDecoder,
+    peer: ServerId,
+    max_frame_size: usize,
+    batch: &mut Vec<Envelope<M>>,
+) -> Result<(), FrameError> {
+    while let Some(len) = decoder.whole_frame(buf)? {
+        let frame_end = codec::HEADER_LEN + len;
+        let (message_id, message) =
+            codec::decode_payload::<M>(&buf[codec::HEADER_LEN..frame_end], max_frame_size)?;
+        buf.advance(frame_end);
+        batch.push(Envelope {
+            from: peer,
+            message_id,
+            message,
+        });
+    }
+    Ok(())
 }

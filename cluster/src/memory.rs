@@ -8,12 +8,12 @@ use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backoff::Backoff;
@@ -21,10 +21,8 @@ use crate::codec;
 use crate::config::{Config, ServerId};
 use crate::envelope::{Envelope, PeerEvent};
 use crate::error::StartError;
+use crate::inbox::{Delivered, Inbox};
 use crate::server::{self, Core, EventSink, Server};
-
-/// Most frames a link takes from its queue at once.
-const BATCH: usize = 512;
 
 /// How one directed link treats the messages it carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,7 +89,7 @@ struct State<M> {
 struct Running<M> {
     incarnation: u64,
     core: Arc<Core>,
-    inbound: mpsc::Sender<Vec<Envelope<M>>>,
+    inbound: Arc<Inbox<M>>,
 }
 
 /// The receiving end of a link, valid while the peer's incarnation lasts.
@@ -99,7 +97,7 @@ struct Running<M> {
 struct Target<M> {
     incarnation: u64,
     core: Arc<Core>,
-    inbound: mpsc::Sender<Vec<Envelope<M>>>,
+    inbound: Arc<Inbox<M>>,
 }
 
 impl<M> Network<M>
@@ -158,7 +156,7 @@ where
                 Running {
                     incarnation,
                     core: Arc::clone(&wiring.core),
-                    inbound: wiring.inbound.clone(),
+                    inbound: Arc::clone(&wiring.inbound),
                 },
             );
             incarnation
@@ -166,16 +164,15 @@ where
         self.shared.changes.send_modify(|n| *n += 1);
         tracing::debug!(server = id, incarnation, "server started in process");
 
+        // Peers' links deliver to this server's inbox through `running`.
         let server::Wiring {
             core,
-            queues,
             events,
             tasks,
-            inbound,
+            inbound: _,
         } = wiring;
-        drop(inbound);
 
-        for (index, queue) in queues.into_iter().enumerate() {
+        for index in 0..core.peers.len() {
             let link = Link {
                 shared: Arc::clone(&self.shared),
                 core: Arc::clone(&core),
@@ -184,7 +181,7 @@ where
                 peer: core.peers[index],
                 incarnation,
             };
-            tasks.spawn(link.run(queue));
+            tasks.spawn(link.run());
         }
         tasks.spawn(deregister_on_stop(
             Arc::clone(&self.shared),
@@ -270,7 +267,7 @@ impl<M> Shared<M> {
         state.running.get(&id).map(|running| Target {
             incarnation: running.incarnation,
             core: Arc::clone(&running.core),
-            inbound: running.inbound.clone(),
+            inbound: Arc::clone(&running.inbound),
         })
     }
 
@@ -353,7 +350,7 @@ impl<M> Link<M>
 where
     M: DeserializeOwned + Send + 'static,
 {
-    async fn run(self, mut queue: mpsc::Receiver<Bytes>) {
+    async fn run(self) {
         let from = self.core.id;
         let peer = self.peer;
         let seed = link_seed(self.shared.seed, from, peer, self.incarnation);
@@ -376,9 +373,7 @@ where
                     tracing::info!(peer, "peer connected");
                     self.events.emit(PeerEvent::Connected(peer));
 
-                    let reason = self
-                        .carry(&mut queue, &target, &mut changes, &mut rng)
-                        .await;
+                    let reason = self.carry(&target, &mut changes, &mut rng).await;
                     counters.mark_disconnected();
                     if shutdown.is_cancelled() {
                         return;
@@ -405,11 +400,10 @@ where
         }
     }
 
-    /// Moves frames from the queue to the peer until the peer stops or this server
+    /// Moves frames from the outbox to the peer until the peer stops or this server
     /// does; returns why it stopped.
     async fn carry(
         &self,
-        queue: &mut mpsc::Receiver<Bytes>,
         target: &Target<M>,
         changes: &mut watch::Receiver<u64>,
         rng: &mut ChaCha8Rng,
@@ -419,36 +413,29 @@ where
         let shutdown = &self.core.shutdown;
         let mut held: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
         let mut sequence = 0u64;
-        let mut batch = Vec::with_capacity(BATCH);
+        let outbox = &self.core.outboxes[self.index];
+        let mut taken = BytesMut::new();
 
         loop {
-            let next_due = held.peek().map(|Reverse(h)| h.due);
-            tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => return "shut down",
-                _ = changes.changed() => {
-                    if self.shared.incarnation_of(self.peer) != Some(target.incarnation) {
-                        return "peer stopped";
+            // Taking parks the link when nothing is queued, so that the next frame
+            // queued wakes it.
+            let frames = outbox.take(&mut taken);
+            if frames > 0 {
+                counters.add_sent(frames as u64);
+                let (blocked, conditions) = self.shared.route(from, self.peer);
+                let now = Instant::now();
+                let mut rest = std::mem::take(&mut taken).freeze();
+                while let Some(frame) = split_frame(&mut rest) {
+                    if blocked || lost(rng, conditions.drop_probability) {
+                        continue;
                     }
-                    continue;
-                }
-                _ = sleep_until_some(next_due) => {}
-                taken = queue.recv_many(&mut batch, BATCH) => {
-                    if taken == 0 {
-                        return "queue closed";
-                    }
-                    counters.add_sent(taken as u64);
-
-                    let (blocked, conditions) = self.shared.route(from, self.peer);
-                    let now = Instant::now();
-                    for frame in batch.drain(..) {
-                        if blocked || lost(rng, conditions.drop_probability) {
-                            continue;
-                        }
-                        let due = now + draw_delay(rng, &conditions.delay);
-                        sequence += 1;
-                        held.push(Reverse(Held { due, sequence, frame }));
-                    }
+                    let due = now + draw_delay(rng, &conditions.delay);
+                    sequence += 1;
+                    held.push(Reverse(Held {
+                        due,
+                        sequence,
+                        frame,
+                    }));
                 }
             }
 
@@ -464,6 +451,22 @@ where
                 if let Err(reason) = self.deliver(due, target, changes).await {
                     return reason;
                 }
+            }
+            if frames > 0 {
+                continue;
+            }
+
+            let next_due = held.peek().map(|Reverse(h)| h.due);
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return "shut down",
+                _ = changes.changed() => {
+                    if self.shared.incarnation_of(self.peer) != Some(target.incarnation) {
+                        return "peer stopped";
+                    }
+                }
+                _ = sleep_until_some(next_due) => {}
+                _ = outbox.queued() => {}
             }
         }
     }
@@ -496,17 +499,16 @@ where
         }
 
         let count = batch.len() as u64;
-        let mut sending = std::pin::pin!(target.inbound.send(batch));
         loop {
+            match target.inbound.deliver(&mut batch) {
+                Delivered::Taken => break,
+                Delivered::Closed => return Err("peer stopped"),
+                Delivered::Full => {}
+            }
             tokio::select! {
                 biased;
                 _ = self.core.shutdown.cancelled() => return Err("shut down"),
-                sent = &mut sending => {
-                    if sent.is_err() {
-                        return Err("peer stopped");
-                    }
-                    break;
-                }
+                _ = target.inbound.room() => {}
                 _ = changes.changed() => {
                     if self.shared.incarnation_of(self.peer) != Some(target.incarnation) {
                         return Err("peer stopped");
@@ -520,6 +522,15 @@ where
         }
         Ok(())
     }
+}
+
+/// Splits the first whole frame, length prefix included, off frames queued by this
+/// server's own encoder; `None` when none is left.
+fn split_frame(frames: &mut Bytes) -> Option<Bytes> {
+    let header = frames.get(..codec::HEADER_LEN)?;
+    let len = u32::from_be_bytes(header.try_into().ok()?) as usize;
+    let end = (codec::HEADER_LEN + len).min(frames.len());
+    Some(frames.split_to(end))
 }
 
 async fn sleep_until_some(due: Option<Instant>) {

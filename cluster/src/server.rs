@@ -1,7 +1,8 @@
 //! The handle the layer above uses, whichever network carries the messages.
 //!
-//! A [`Server`] is a set of channels: one bounded queue of encoded frames per peer,
-//! one channel of received envelopes and one of connection events. Behind them runs
+//! A [`Server`] is a set of queues: one bounded outbox of encoded frames per peer
+//! ([`Outbox`]), one inbox of received envelopes ([`Inbox`]) and a channel of
+//! connection events. Behind them runs
 //! either the TCP backend or the in-process network; the handle cannot tell which.
 
 use std::collections::VecDeque;
@@ -14,17 +15,17 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::codec;
 use crate::config::{Config, Options, ServerId};
-use crate::connection::{DirectPath, Offered};
 use crate::envelope::{Envelope, Incoming, PeerEvent};
 use crate::error::{SendError, StartError};
 use crate::faults::{Fate, FaultTable, Faults};
+use crate::inbox::Inbox;
+use crate::outbox::{Outbox, Pushed};
 use crate::stats::{PeerCounters, ServerStats};
 use crate::tls::TlsIdentity;
 use crate::{connection, listener};
@@ -38,14 +39,16 @@ pub(crate) struct Core {
     pub(crate) id: ServerId,
     /// Peer ids, sorted; every per-peer vector below is in this order.
     pub(crate) peers: Vec<ServerId>,
-    queues: Vec<mpsc::Sender<Bytes>>,
-    /// Per peer, the way around the queue while its TCP writer is idle.
-    pub(crate) direct: Vec<DirectPath>,
+    /// Per peer, the frames waiting for its writer.
+    pub(crate) outboxes: Vec<Outbox>,
     pub(crate) counters: Vec<PeerCounters>,
     pub(crate) max_frame_size: usize,
     pub(crate) shutdown: CancellationToken,
     /// Mirrors `shutdown` for the send path: the token's own check takes a lock.
     stopped: AtomicBool,
+    /// Wakes the handle waiting for envelopes: the inbox signals arrivals on it, and
+    /// stopping signals it so that a waiting `recv` ends.
+    wake_handle: Arc<Notify>,
     /// The fault layer, when configured ([`Options::fault_injection`]).
     pub(crate) faults: Option<Arc<FaultTable>>,
 }
@@ -55,6 +58,7 @@ impl Core {
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.shutdown.cancel();
+        self.wake_handle.notify_one();
     }
 
     fn is_stopped(&self) -> bool {
@@ -65,35 +69,27 @@ impl Core {
         self.peers.binary_search(&peer).ok()
     }
 
-    /// Writes `frame` straight to the peer's socket if its writer is idle, else queues
-    /// it without waiting; gives the frame back if the queue is full or closed.
-    fn offer(&self, index: usize, frame: Bytes) -> Result<(), TrySendError<Bytes>> {
-        let queue = &self.queues[index];
-        let mut direct = self.direct[index].enter();
-        let frame = match direct.offer(frame, queue) {
-            Offered::Written => {
-                self.counters[index].add_sent(1);
-                return Ok(());
-            }
-            Offered::Queued => return Ok(()),
-            Offered::NotTaken(frame) => frame,
-        };
-        direct.queueing();
-        queue.try_send(frame)
+    /// Queues `frame` for the peer at `index`, or writes it to the socket at once (see
+    /// [`Outbox::push`]), without waiting.
+    fn push(&self, index: usize, frame: &[u8]) -> Pushed {
+        let pushed = self.outboxes[index].push(frame);
+        if pushed == Pushed::Written {
+            self.counters[index].add_sent(1);
+        }
+        pushed
     }
 
-    /// Offers `frame` and counts it as dropped if the peer's queue is full. Returns
+    /// Pushes `frame` and counts it as dropped if the peer's outbox is full. Returns
     /// whether the server is still running.
-    pub(crate) fn enqueue(&self, index: usize, frame: Bytes) -> bool {
-        match self.offer(index, frame) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.counters[index].add_dropped(1);
-                tracing::trace!(peer = self.peers[index], "queue full, message dropped");
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
+    pub(crate) fn enqueue(&self, index: usize, frame: &[u8]) -> bool {
+        if self.is_stopped() {
+            return false;
         }
+        if self.push(index, frame) == Pushed::Full {
+            self.counters[index].add_dropped(1);
+            tracing::trace!(peer = self.peers[index], "queue full, message dropped");
+        }
+        true
     }
 }
 
@@ -114,9 +110,7 @@ impl EventSink {
 #[derive(Debug)]
 pub(crate) struct Wiring<M> {
     pub(crate) core: Arc<Core>,
-    /// One receiver per peer, in the order of `core.peers`.
-    pub(crate) queues: Vec<mpsc::Receiver<Bytes>>,
-    pub(crate) inbound: mpsc::Sender<Vec<Envelope<M>>>,
+    pub(crate) inbound: Arc<Inbox<M>>,
     pub(crate) events: EventSink,
     pub(crate) tasks: TaskTracker,
 }
@@ -129,7 +123,8 @@ pub(crate) struct Wiring<M> {
 #[derive(Debug)]
 pub struct Server<M> {
     sender: Sender<M>,
-    inbound: mpsc::Receiver<Vec<Envelope<M>>>,
+    inbound: Arc<Inbox<M>>,
+    /// Envelopes taken from the inbox and not yet returned, oldest first.
     pending: VecDeque<Envelope<M>>,
     events: mpsc::Receiver<PeerEvent>,
     tasks: TaskTracker,
@@ -158,30 +153,29 @@ pub(crate) fn wire<M>(
     peers: Vec<ServerId>,
     options: &Options,
 ) -> (Server<M>, Wiring<M>) {
-    let mut senders = Vec::with_capacity(peers.len());
-    let mut receivers = Vec::with_capacity(peers.len());
-    for _ in &peers {
-        let (tx, rx) = mpsc::channel(options.queue_capacity);
-        senders.push(tx);
-        receivers.push(rx);
-    }
-
     let tasks = TaskTracker::new();
+    let wake_handle = Arc::new(Notify::new());
     let faults = options
         .fault_injection
         .then(|| Arc::new(FaultTable::new(peers.clone(), tasks.clone())));
     let core = Arc::new(Core {
         id,
         counters: peers.iter().map(|_| PeerCounters::default()).collect(),
-        direct: peers.iter().map(|_| DirectPath::default()).collect(),
+        outboxes: peers
+            .iter()
+            .map(|_| Outbox::new(options.queue_capacity))
+            .collect(),
         peers,
-        queues: senders,
         max_frame_size: options.max_frame_size,
         shutdown: CancellationToken::new(),
         stopped: AtomicBool::new(false),
+        wake_handle: Arc::clone(&wake_handle),
         faults,
     });
-    let (inbound_tx, inbound_rx) = mpsc::channel(options.inbound_capacity);
+    let inbound = Arc::new(Inbox::new(
+        options.inbound_capacity,
+        Arc::clone(&wake_handle),
+    ));
     let (events_tx, events_rx) = mpsc::channel(EVENT_CAPACITY);
 
     let server = Server {
@@ -189,7 +183,7 @@ pub(crate) fn wire<M>(
             core: Arc::clone(&core),
             _message: PhantomData,
         },
-        inbound: inbound_rx,
+        inbound: Arc::clone(&inbound),
         pending: VecDeque::new(),
         events: events_rx,
         tasks: tasks.clone(),
@@ -197,8 +191,7 @@ pub(crate) fn wire<M>(
     };
     let wiring = Wiring {
         core,
-        queues: receivers,
-        inbound: inbound_tx,
+        inbound,
         events: EventSink(events_tx),
         tasks,
     };
@@ -313,16 +306,31 @@ impl<M> Server<M> {
         None
     }
 
+    /// Moves what the inbox holds to `pending`, if `pending` is empty; returns whether
+    /// anything came. Finding the inbox empty marks this handle as waiting for it.
+    fn refill(&mut self) -> bool {
+        self.pending.is_empty() && self.inbound.take(&mut self.pending)
+    }
+
+    /// Whether nothing more will arrive: the server was shut down or crashed.
+    fn is_stopped(&self) -> bool {
+        self.sender.core.is_stopped()
+    }
+
     /// The next received envelope; `None` once the server is shut down or crashed.
     pub async fn recv(&mut self) -> Option<Envelope<M>> {
         loop {
             if let Some(envelope) = self.next_pending() {
                 return Some(envelope);
             }
+            if self.refill() {
+                continue;
+            }
+            if self.is_stopped() {
+                return None;
+            }
 
-            // Backends deliver what one socket read yielded as one batch; keep the rest.
-            let batch = self.inbound.recv().await?;
-            self.pending = VecDeque::from(batch);
+            self.inbound.arrived().await;
         }
     }
 
@@ -332,8 +340,9 @@ impl<M> Server<M> {
             if let Some(envelope) = self.next_pending() {
                 return Some(envelope);
             }
-            let batch = self.inbound.try_recv().ok()?;
-            self.pending = VecDeque::from(batch);
+            if !self.refill() {
+                return None;
+            }
         }
     }
 
@@ -358,11 +367,17 @@ impl<M> Server<M> {
             if let Some(envelope) = self.next_pending() {
                 return Some(Incoming::Message(envelope));
             }
+            if self.refill() {
+                continue;
+            }
+            if self.is_stopped() {
+                return self.events.try_recv().ok().map(Incoming::Event);
+            }
+
             tokio::select! {
                 biased;
                 Some(event) = self.events.recv() => return Some(Incoming::Event(event)),
-                Some(batch) = self.inbound.recv() => self.pending = VecDeque::from(batch),
-                else => return None,
+                _ = self.inbound.arrived() => {}
             }
         }
     }
@@ -384,6 +399,7 @@ impl<M> Server<M> {
     /// listening port is free when this returns. Queued messages are discarded.
     pub async fn shutdown(self) {
         self.sender.core.stop();
+        self.inbound.close();
         self.tasks.close();
         self.tasks.wait().await;
     }
@@ -418,6 +434,7 @@ impl<M> Drop for Server<M> {
     fn drop(&mut self) {
         // Tasks must not outlive an abandoned handle; shutdown() does the same and waits.
         self.sender.core.stop();
+        self.inbound.close();
     }
 }
 
@@ -445,8 +462,8 @@ impl<M: Serialize> Sender<M> {
     /// See [`Server::send`].
     pub fn send(&self, to: ServerId, message_id: u64, message: &M) -> Result<(), SendError> {
         let index = self.check_destination(to)?;
-        let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
-        self.enqueue(index, frame)
+        let max = self.core.max_frame_size;
+        codec::with_frame(message_id, message, max, |frame| self.enqueue(index, frame))?
     }
 
     /// See [`Server::broadcast`].
@@ -455,11 +472,10 @@ impl<M: Serialize> Sender<M> {
             return Err(SendError::Shutdown);
         }
 
-        let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
-        for index in 0..self.core.peers.len() {
-            self.enqueue(index, frame.clone())?;
-        }
-        Ok(())
+        let max = self.core.max_frame_size;
+        codec::with_frame(message_id, message, max, |frame| {
+            (0..self.core.peers.len()).try_for_each(|index| self.enqueue(index, frame))
+        })?
     }
 
     /// See [`Server::send_waiting`].
@@ -470,34 +486,40 @@ impl<M: Serialize> Sender<M> {
         message: &M,
     ) -> Result<(), SendError> {
         let index = self.check_destination(to)?;
-        let frame = codec::encode_frame(message_id, message, self.core.max_frame_size)?;
-        let Some(frame) = self.injure(index, frame) else {
+        let max = self.core.max_frame_size;
+
+        // Try without waiting first, the usual case; keep the frame only if it must
+        // wait for room, since the thread's encoding buffer cannot be held across an
+        // await.
+        let waiting = codec::with_frame(message_id, message, max, |frame| {
+            let frame = self.injure(index, frame)?;
+            match self.core.push(index, frame) {
+                Pushed::Full => Some(Bytes::copy_from_slice(frame)),
+                Pushed::Written | Pushed::Queued => None,
+            }
+        })?;
+        let Some(frame) = waiting else {
             return Ok(());
         };
 
-        // Try without waiting first: registering for cancellation costs a lock.
-        let frame = match self.core.offer(index, frame) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed(_)) => return Err(SendError::Shutdown),
-            Err(TrySendError::Full(frame)) => frame,
-        };
-        let queue = &self.core.queues[index];
-        let permit = tokio::select! {
-            permit = queue.reserve() => permit.map_err(|_| SendError::Shutdown)?,
-            _ = self.core.shutdown.cancelled() => return Err(SendError::Shutdown),
-        };
-
-        // Queue under the direct path's lock, like every other frame, so that no
-        // direct write slips in while the frame is on its way into the queue.
-        let mut direct = self.core.direct[index].enter();
-        direct.queueing();
-        permit.send(frame);
-        Ok(())
+        let outbox = &self.core.outboxes[index];
+        loop {
+            tokio::select! {
+                _ = outbox.room() => {}
+                _ = self.core.shutdown.cancelled() => return Err(SendError::Shutdown),
+            }
+            if self.core.is_stopped() {
+                return Err(SendError::Shutdown);
+            }
+            if self.core.push(index, &frame) != Pushed::Full {
+                return Ok(());
+            }
+        }
     }
 
     /// Applies the fault layer to a frame for the peer at `index`: gives it back to be
     /// sent now, or takes it (dropped, or delayed in a task of its own).
-    fn injure(&self, index: usize, frame: Bytes) -> Option<Bytes> {
+    fn injure<'f>(&self, index: usize, frame: &'f [u8]) -> Option<&'f [u8]> {
         let Some(faults) = &self.core.faults else {
             return Some(frame);
         };
@@ -508,13 +530,14 @@ impl<M: Serialize> Sender<M> {
                 None
             }
             Fate::Delay(delay) => {
+                let frame = Bytes::copy_from_slice(frame);
                 faults.delay(&self.core, index, frame, delay);
                 None
             }
         }
     }
 
-    fn enqueue(&self, index: usize, frame: Bytes) -> Result<(), SendError> {
+    fn enqueue(&self, index: usize, frame: &[u8]) -> Result<(), SendError> {
         let Some(frame) = self.injure(index, frame) else {
             return Ok(());
         };
