@@ -2,6 +2,13 @@
 //! on loopback, through the public API, next to a baseline written directly on
 //! tokio-util's `LengthDelimitedCodec` with the same encoding and batching.
 //!
+//! Round trips are measured against two baselines. The servers connect as the crate
+//! does, one connection each way (each server writes on the connection it dialled and
+//! reads the one its peer dialled), so the first baseline does the same. The second
+//! sends requests and replies over one connection, which is faster on Linux: each
+//! reply carries the acknowledgement of its request, where one-way connections need
+//! separate acknowledgement segments and take the kernel's slower receive path.
+//!
 //! Run with `cargo bench -p cluster --bench throughput`. Each figure is the median of
 //! several runs.
 //!
@@ -108,16 +115,16 @@ async fn pair(tls: Option<TlsFiles>) -> (Server<Payload>, Server<Payload>) {
 async fn ours_throughput(tls: Option<TlsFiles>) -> f64 {
     let (one, mut two) = pair(tls).await;
     let message = payload();
+    let total = messages();
     let started = Instant::now();
     let sender = one.sender();
-    let total = messages();
     let sending = tokio::spawn(async move {
         for id in 0..total {
             sender.send_waiting(2, id, &message).await.expect("send");
         }
     });
     let mut received = 0;
-    while received < messages() {
+    while received < total {
         two.recv().await.expect("receive");
         received += 1;
     }
@@ -125,7 +132,7 @@ async fn ours_throughput(tls: Option<TlsFiles>) -> f64 {
     sending.await.expect("sender");
     one.shutdown().await;
     two.shutdown().await;
-    messages() as f64 / elapsed.as_secs_f64()
+    total as f64 / elapsed.as_secs_f64()
 }
 
 /// Round-trip times: server 1 sends, server 2 echoes.
@@ -182,8 +189,8 @@ fn codec() -> LengthDelimitedCodec {
 async fn baseline_throughput() -> f64 {
     let (client, server) = connected_streams().await;
     let message = payload();
-    let started = Instant::now();
     let total = messages();
+    let started = Instant::now();
     let sending = tokio::spawn(async move {
         let mut sink = FramedWrite::new(client, codec());
         for id in 0..total {
@@ -200,7 +207,7 @@ async fn baseline_throughput() -> f64 {
 
     let mut frames = FramedRead::new(server, codec());
     let mut received = 0;
-    while received < messages() {
+    while received < total {
         let frame = frames.next().await.expect("open").expect("frame");
         let (_id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
         std::hint::black_box(message);
@@ -208,11 +215,12 @@ async fn baseline_throughput() -> f64 {
     }
     let elapsed = started.elapsed();
     drop(sending.await.expect("sender"));
-    messages() as f64 / elapsed.as_secs_f64()
+    total as f64 / elapsed.as_secs_f64()
 }
 
-/// Round-trip times over a bare framed TCP stream with an echoing task.
-async fn baseline_latency() -> Vec<Duration> {
+/// Round-trip times over one bare framed TCP stream carrying both requests and
+/// replies, with an echoing task.
+async fn baseline_latency_one_stream() -> Vec<Duration> {
     let (client, server) = connected_streams().await;
     let echo = tokio::spawn(async move {
         let (read, write) = server.into_split();
@@ -233,6 +241,45 @@ async fn baseline_latency() -> Vec<Duration> {
     let (read, write) = client.into_split();
     let mut frames = FramedRead::new(read, codec());
     let mut sink = FramedWrite::new(write, codec());
+    let message = payload();
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for id in 0..ROUND_TRIPS as u64 {
+        let started = Instant::now();
+        SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
+            .await
+            .expect("send");
+        let frame = frames.next().await.expect("open").expect("frame");
+        let (back, _message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
+        times.push(started.elapsed());
+        assert_eq!(back, id);
+    }
+    drop(sink);
+    echo.await.expect("echo task");
+    times
+}
+
+/// Round-trip times over two bare framed TCP streams, one each way, as the servers
+/// connect: each side writes on the connection it dialled and reads the other's.
+async fn baseline_latency_two_streams() -> Vec<Duration> {
+    let (request_out, request_in) = connected_streams().await;
+    let (reply_out, reply_in) = connected_streams().await;
+    let echo = tokio::spawn(async move {
+        let mut frames = FramedRead::new(request_in, codec());
+        let mut sink = FramedWrite::new(reply_out, codec());
+        for _ in 0..ROUND_TRIPS {
+            let frame = frames.next().await.expect("open").expect("frame");
+            let (id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
+            if SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
+
+    let mut frames = FramedRead::new(reply_in, codec());
+    let mut sink = FramedWrite::new(request_out, codec());
     let message = payload();
     let mut times = Vec::with_capacity(ROUND_TRIPS);
     for id in 0..ROUND_TRIPS as u64 {
@@ -304,24 +351,17 @@ fn main() {
         }
         let (ours_rate, base_rate) = (median(ours), median(base));
 
-        let mut ours_p50 = Vec::new();
-        let mut ours_p99 = Vec::new();
-        let mut base_p50 = Vec::new();
-        let mut base_p99 = Vec::new();
+        let mut ours = Percentiles::default();
+        let mut two_streams = Percentiles::default();
+        let mut one_stream = Percentiles::default();
         for _ in 0..RUNS {
-            let mut times = tokio::spawn(ours_latency(None))
-                .await
-                .expect("ours_latency");
-            ours_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
-            ours_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
-            let mut times = tokio::spawn(baseline_latency())
-                .await
-                .expect("baseline_latency");
-            base_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
-            base_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+            let times = tokio::spawn(ours_latency(None)).await;
+            ours.add(times.expect("ours_latency"));
+            let times = tokio::spawn(baseline_latency_two_streams()).await;
+            two_streams.add(times.expect("baseline_latency_two_streams"));
+            let times = tokio::spawn(baseline_latency_one_stream()).await;
+            one_stream.add(times.expect("baseline_latency_one_stream"));
         }
-        let (o50, o99) = (median(ours_p50), median(ours_p99));
-        let (b50, b99) = (median(base_p50), median(base_p99));
 
         println!();
         println!("64-byte messages, two servers on 127.0.0.1, medians of {RUNS} runs");
@@ -334,19 +374,51 @@ fn main() {
             base_rate / 1e6,
             ours_rate / base_rate
         );
-        println!(
-            "| round trip p50 ({ROUND_TRIPS} trips) | {} | {} | {:.2} |",
-            micros(o50),
-            micros(b50),
-            o50 / b50
-        );
-        println!(
-            "| round trip p99 | {} | {} | {:.2} |",
-            micros(o99),
-            micros(b99),
-            o99 / b99
-        );
+        for (name, baseline) in [
+            ("one connection each way", &two_streams),
+            ("one connection both ways", &one_stream),
+        ] {
+            for (label, of) in [
+                ("p50", Percentiles::p50 as fn(&_) -> _),
+                ("p99", Percentiles::p99),
+            ] {
+                let (o, b) = (of(&ours), of(baseline));
+                println!(
+                    "| round trip {label} ({ROUND_TRIPS} trips), baseline {name} \
+                     | {} | {} | {:.2} |",
+                    micros(o),
+                    micros(b),
+                    o / b
+                );
+            }
+        }
     });
+}
+
+/// The p50 and p99 of each run's round-trip times, in microseconds.
+#[derive(Default)]
+struct Percentiles {
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+}
+
+impl Percentiles {
+    fn add(&mut self, mut times: Vec<Duration>) {
+        self.p50
+            .push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
+        self.p99
+            .push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+    }
+
+    /// The median over runs of the p50.
+    fn p50(&self) -> f64 {
+        median(self.p50.clone())
+    }
+
+    /// The median over runs of the p99.
+    fn p99(&self) -> f64 {
+        median(self.p99.clone())
+    }
 }
 
 /// The servers over TLS against the same servers over plain TCP, runs interleaved.
@@ -366,24 +438,19 @@ async fn tls_against_tcp(tls: Option<TlsFiles>) {
     }
     let (tls_rate, tcp_rate) = (median(over_tls), median(over_tcp));
 
-    let (mut tls_p50, mut tls_p99, mut tcp_p50, mut tcp_p99) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..RUNS {
+    let (mut over_tls, mut over_tcp) = (Percentiles::default(), Percentiles::default());
+    for run in 0..RUNS {
         let times = tokio::spawn(ours_latency(tls.clone())).await;
-        let mut times = times.expect("latency over TLS");
-        tls_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
-        tls_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
+        over_tls.add(times.expect("latency over TLS"));
         let times = tokio::spawn(ours_latency(None)).await;
-        let mut times = times.expect("latency over TCP");
-        tcp_p50.push(percentile(&mut times, 0.50).as_secs_f64() * 1e6);
-        tcp_p99.push(percentile(&mut times, 0.99).as_secs_f64() * 1e6);
-        let last = tls_p50.len() - 1;
+        over_tcp.add(times.expect("latency over TCP"));
         println!(
-            "run {last}: round trip p50/p99 TLS {:.1}/{:.1} µs, TCP {:.1}/{:.1} µs",
-            tls_p50[last], tls_p99[last], tcp_p50[last], tcp_p99[last]
+            "run {run}: round trip p50/p99 TLS {:.1}/{:.1} µs, TCP {:.1}/{:.1} µs",
+            over_tls.p50[run], over_tls.p99[run], over_tcp.p50[run], over_tcp.p99[run]
         );
     }
-    let (s50, s99) = (median(tls_p50), median(tls_p99));
-    let (p50, p99) = (median(tcp_p50), median(tcp_p99));
+    let (s50, s99) = (over_tls.p50(), over_tls.p99());
+    let (p50, p99) = (over_tcp.p50(), over_tcp.p99());
 
     println!();
     println!("64-byte messages, two servers on 127.0.0.1, medians of {RUNS} runs");
