@@ -15,6 +15,9 @@ use tokio::sync::Notify;
 
 use crate::envelope::Envelope;
 
+/// Room kept in an emptied queue; a burst may grow one far beyond it.
+pub(crate) const KEPT_ENVELOPES: usize = 4096;
+
 /// The envelopes received for one server.
 #[derive(Debug)]
 pub(crate) struct Inbox<M> {
@@ -123,6 +126,8 @@ impl<M> Inbox<M> {
 
         std::mem::swap(&mut state.envelopes, into);
         let batches = std::mem::take(&mut state.batches);
+        // The handle's emptied queue comes back here; do not keep what a burst grew.
+        state.envelopes.shrink_to(KEPT_ENVELOPES);
         drop(state);
 
         if batches >= self.capacity {

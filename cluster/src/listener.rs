@@ -22,7 +22,7 @@ use crate::config::{Config, ServerId};
 use crate::envelope::Envelope;
 use crate::error::FrameError;
 use crate::handshake::{self, HelloError, Refusal};
-use crate::inbox::{Delivered, Inbox};
+use crate::inbox::{Delivered, Inbox, KEPT_ENVELOPES};
 use crate::server::{Core, Wiring};
 use crate::tls::{certificate_ids, TlsIdentity};
 
@@ -326,6 +326,7 @@ where
                 _ = acceptor.inbound.room() => {}
             }
         }
+        batch.shrink_to(KEPT_ENVELOPES);
         decoded?;
     }
 }
