@@ -154,23 +154,9 @@ pub(crate) fn with_frame<M: Serialize, R>(
     })
 }
 
-/// Appends one frame to `buf`, or leaves `buf` as it was and says why not.
+/// Appends one frame to `buf`, or says why not; a failure may leave part of a frame
+/// behind, so callers start from an empty buffer.
 fn append_frame<M: Serialize>(
-    message_id: u64,
-    message: &M,
-    max_frame_size: usize,
-    buf: &mut BytesMut,
-) -> Result<(), SendError> {
-    let start = buf.len();
-    let appended = encode_at_end(message_id, message, max_frame_size, buf);
-    if appended.is_err() {
-        buf.truncate(start);
-    }
-    appended
-}
-
-/// The work of [`append_frame`], which undoes what this leaves behind on failure.
-fn encode_at_end<M: Serialize>(
     message_id: u64,
     message: &M,
     max_frame_size: usize,
