@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cluster::{decode_payload, encode_frame, Config, Server, TlsFiles};
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
@@ -222,40 +223,9 @@ async fn baseline_throughput() -> f64 {
 /// replies, with an echoing task.
 async fn baseline_latency_one_stream() -> Vec<Duration> {
     let (client, server) = connected_streams().await;
-    let echo = tokio::spawn(async move {
-        let (read, write) = server.into_split();
-        let mut frames = FramedRead::new(read, codec());
-        let mut sink = FramedWrite::new(write, codec());
-        for _ in 0..ROUND_TRIPS {
-            let frame = frames.next().await.expect("open").expect("frame");
-            let (id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
-            if SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
-                .await
-                .is_err()
-            {
-                break;
-            }
-        }
-    });
-
-    let (read, write) = client.into_split();
-    let mut frames = FramedRead::new(read, codec());
-    let mut sink = FramedWrite::new(write, codec());
-    let message = payload();
-    let mut times = Vec::with_capacity(ROUND_TRIPS);
-    for id in 0..ROUND_TRIPS as u64 {
-        let started = Instant::now();
-        SinkExt::<Bytes>::send(&mut sink, baseline_frame(id, &message))
-            .await
-            .expect("send");
-        let frame = frames.next().await.expect("open").expect("frame");
-        let (back, _message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
-        times.push(started.elapsed());
-        assert_eq!(back, id);
-    }
-    drop(sink);
-    echo.await.expect("echo task");
-    times
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    framed_round_trips(client_write, server_read, server_write, client_read).await
 }
 
 /// Round-trip times over two bare framed TCP streams, one each way, as the servers
@@ -263,9 +233,27 @@ async fn baseline_latency_one_stream() -> Vec<Duration> {
 async fn baseline_latency_two_streams() -> Vec<Duration> {
     let (request_out, request_in) = connected_streams().await;
     let (reply_out, reply_in) = connected_streams().await;
+    framed_round_trips(request_out, request_in, reply_out, reply_in).await
+}
+
+/// Times round trips of framed messages: each request is written to `requests`, read
+/// from `requests_in` by an echoing task that writes it back to `replies`, and read
+/// from `replies_in`.
+async fn framed_round_trips<W1, R1, W2, R2>(
+    requests: W1,
+    requests_in: R1,
+    replies: W2,
+    replies_in: R2,
+) -> Vec<Duration>
+where
+    W1: AsyncWrite + Unpin,
+    R1: AsyncRead + Unpin + Send + 'static,
+    W2: AsyncWrite + Unpin + Send + 'static,
+    R2: AsyncRead + Unpin,
+{
     let echo = tokio::spawn(async move {
-        let mut frames = FramedRead::new(request_in, codec());
-        let mut sink = FramedWrite::new(reply_out, codec());
+        let mut frames = FramedRead::new(requests_in, codec());
+        let mut sink = FramedWrite::new(replies, codec());
         for _ in 0..ROUND_TRIPS {
             let frame = frames.next().await.expect("open").expect("frame");
             let (id, message): (u64, Payload) = decode_payload(&frame, MAX_FRAME).expect("decode");
@@ -278,8 +266,8 @@ async fn baseline_latency_two_streams() -> Vec<Duration> {
         }
     });
 
-    let mut frames = FramedRead::new(reply_in, codec());
-    let mut sink = FramedWrite::new(request_out, codec());
+    let mut frames = FramedRead::new(replies_in, codec());
+    let mut sink = FramedWrite::new(requests, codec());
     let message = payload();
     let mut times = Vec::with_capacity(ROUND_TRIPS);
     for id in 0..ROUND_TRIPS as u64 {
