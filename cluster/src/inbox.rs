@@ -7,6 +7,10 @@
 //! per socket read, [`crate::Options::inbound_capacity`]); a reader that finds it full
 //! waits, which stops it reading its socket, so that a slow handle slows its peers'
 //! writers through TCP rather than growing memory.
+//!
+//! The two queues that change places keep the room the largest burst gave them:
+//! shrinking them whenever traffic paused lowered one-way throughput by up to a tenth
+//! in alternating runs, since steady traffic pauses often and grows them again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,9 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 use crate::envelope::Envelope;
-
-/// Room kept in an emptied queue; a burst may grow one far beyond it.
-pub(crate) const KEPT_ENVELOPES: usize = 4096;
 
 /// The envelopes received for one server.
 #[derive(Debug)]
@@ -126,8 +127,6 @@ impl<M> Inbox<M> {
 
         std::mem::swap(&mut state.envelopes, into);
         let batches = std::mem::take(&mut state.batches);
-        // The handle's emptied queue comes back here; do not keep what a burst grew.
-        state.envelopes.shrink_to(KEPT_ENVELOPES);
         drop(state);
 
         if batches >= self.capacity {

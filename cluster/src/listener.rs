@@ -22,12 +22,16 @@ use crate::config::{Config, ServerId};
 use crate::envelope::Envelope;
 use crate::error::FrameError;
 use crate::handshake::{self, HelloError, Refusal};
-use crate::inbox::{Delivered, Inbox, KEPT_ENVELOPES};
+use crate::inbox::{Delivered, Inbox};
 use crate::server::{Core, Wiring};
 use crate::tls::{certificate_ids, TlsIdentity};
 
 /// Bytes asked of the socket per read; one read usually yields many small frames.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// Envelopes' room a reader keeps in its batch between reads: what 64 KiB of the
+/// smallest frames decode to, and more.
+const KEPT_BATCH: usize = 16 * 1024;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(20);
@@ -326,7 +330,9 @@ where
                 _ = acceptor.inbound.room() => {}
             }
         }
-        batch.shrink_to(KEPT_ENVELOPES);
+        // Only a read far larger than the usual 64 KiB makes a batch this big; do not
+        // keep its room.
+        batch.shrink_to(KEPT_BATCH);
         decoded?;
     }
 }
