@@ -106,7 +106,8 @@ impl bincode::enc::write::Writer for FrameWriter<'_> {
 /// written as is. Fails if the frame would exceed `max_frame_size` bytes
 /// ([`SendError::FrameTooLarge`]) or if the receiver could not decode it within its
 /// limit ([`decode_limit`], [`SendError::DecodedTooLarge`]), so that every frame this
-/// accepts is accepted by a receiver with the same maximum.
+/// accepts is accepted by a receiver with the same maximum, except a message nested
+/// deeper than the receiver allows, which is not checked here (see the module docs).
 ///
 /// Public for tools and tests that speak the protocol on a raw socket.
 pub fn encode_frame<M: Serialize>(

@@ -78,7 +78,7 @@
 //! largest that passes is the limit minus 16 bytes. [`encode_frame`], and so every
 //! send, applies the same count and refuses such a message with
 //! [`SendError::DecodedTooLarge`], so a sender never emits a frame its receivers
-//! (configured with the same maximum) would refuse.
+//! (configured with the same maximum) would refuse for its size.
 //!
 //! Decoding recurses once per level of nesting, so it refuses as malformed any value
 //! nested deeper than 128 levels (the message itself is level 1; each element, field,
