@@ -189,6 +189,8 @@ pub struct StatusRow {
     pub term: Option<u64>,
     /// The leader it knows of.
     pub leader: Option<u64>,
+    /// The server it voted for in its current term, if any.
+    pub voted_for: Option<u64>,
     /// Milliseconds since it last heard from its leader.
     pub since_leader_ms: Option<u64>,
 }
@@ -584,6 +586,7 @@ fn row(id: u64, address: SocketAddr, report: Option<StatusReport>) -> StatusRow 
         role: report.as_ref().map(|r| r.role.clone()),
         term: report.as_ref().map(|r| r.term),
         leader: report.as_ref().and_then(|r| r.leader),
+        voted_for: report.as_ref().and_then(|r| r.voted_for),
         since_leader_ms: report.as_ref().and_then(|r| r.since_leader_ms),
     }
 }
@@ -591,24 +594,26 @@ fn row(id: u64, address: SocketAddr, report: Option<StatusReport>) -> StatusRow 
 /// The rows as a table for a terminal.
 pub fn table(rows: &[StatusRow]) -> String {
     let mut out = format!(
-        "{:>3}  {:<21}  {:<9}  {:<13}  {:>5}  {:>6}  {:>10}\n",
-        "ID", "ADDRESS", "REACHABLE", "ROLE", "TERM", "LEADER", "LAST HEARD"
+        "{:>3}  {:<21}  {:<9}  {:<13}  {:>5}  {:>6}  {:>5}  {:>10}\n",
+        "ID", "ADDRESS", "REACHABLE", "ROLE", "TERM", "LEADER", "VOTED", "LAST HEARD"
     );
     let dash = || "-".to_string();
     for row in rows {
         let term = row.term.map_or_else(dash, |t| t.to_string());
         let leader = row.leader.map_or_else(dash, |l| l.to_string());
+        let voted = row.voted_for.map_or_else(dash, |v| v.to_string());
         let heard = row
             .since_leader_ms
             .map_or_else(dash, |ms| format!("{ms} ms"));
         out.push_str(&format!(
-            "{:>3}  {:<21}  {:<9}  {:<13}  {:>5}  {:>6}  {:>10}\n",
+            "{:>3}  {:<21}  {:<9}  {:<13}  {:>5}  {:>6}  {:>5}  {:>10}\n",
             row.id,
             row.address,
             if row.reachable { "yes" } else { "no" },
             row.role.as_deref().unwrap_or("-"),
             term,
             leader,
+            voted,
             heard,
         ));
     }

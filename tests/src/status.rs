@@ -23,6 +23,8 @@ pub struct StatusRow {
     pub term: Option<u64>,
     /// The leader it knows of.
     pub leader: Option<u64>,
+    /// The server it voted for in its current term, if any.
+    pub voted_for: Option<u64>,
     /// Milliseconds since it last heard from its leader.
     pub since_leader_ms: Option<u64>,
 }
@@ -35,7 +37,7 @@ impl StatusRow {
             role: self.role.clone()?,
             term: self.term?,
             leader: self.leader,
-            voted_for: None,
+            voted_for: self.voted_for,
         })
     }
 }

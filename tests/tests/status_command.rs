@@ -12,13 +12,14 @@ use tests::{run_to_exit, Cluster, ClusterSpec, Finished, Timing};
 /// second, all at once, so it should take little more than that.
 const QUICK: Duration = Duration::from_secs(2);
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "id",
     "address",
     "reachable",
     "role",
     "term",
     "leader",
+    "voted_for",
     "since_leader_ms",
 ];
 const ROLES: [&str; 4] = ["follower", "pre-candidate", "candidate", "leader"];
@@ -63,10 +64,12 @@ fn checked_row(cluster: &Cluster, id: u64, row: &Value, reachable: bool) -> Valu
         assert!(ROLES.contains(&role), "{row}");
         assert!(row["term"].is_u64(), "{row}");
         assert!(row["leader"].is_u64() || row["leader"].is_null(), "{row}");
+        let voted = &row["voted_for"];
+        assert!(voted.is_u64() || voted.is_null(), "{row}");
         let since = &row["since_leader_ms"];
         assert!(since.is_u64() || since.is_null(), "{row}");
     } else {
-        for key in ["role", "term", "leader", "since_leader_ms"] {
+        for key in ["role", "term", "leader", "voted_for", "since_leader_ms"] {
             assert!(row[key].is_null(), "{key} of an unreachable row: {row}");
         }
     }
@@ -112,12 +115,17 @@ fn status_answers_quickly_with_servers_down_or_paused_and_prints_the_documented_
         assert_eq!(row["term"].as_u64(), Some(term), "{row}");
         assert_eq!(row["leader"].as_u64(), Some(leader), "{row}");
         assert!(row["since_leader_ms"].is_u64(), "{row}");
+        if id == leader {
+            // A leader won its term with its own vote among the others.
+            assert_eq!(row["voted_for"].as_u64(), Some(leader), "{row}");
+        }
     }
 
     let table = status(&cluster, false).stdout;
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 6, "a header and five rows:\n{table}");
     assert!(lines[0].contains("REACHABLE"), "{table}");
+    assert!(lines[0].contains("VOTED"), "{table}");
 
     cluster.finish();
 }
