@@ -1,5 +1,6 @@
 //! Delivery over real loopback TCP: broadcast and unicast counts, restart on the same
-//! port, a stalled receiver, and the errors a sender can get.
+//! port, a stalled receiver, the errors a sender can get, and `send_waiting`'s wait
+//! for room.
 
 mod common;
 
@@ -286,4 +287,52 @@ async fn lone_messages_and_bursts_arrive_in_the_order_sent() {
     assert_eq!(next, expected.len() as u64);
     assert_eq!(servers[0].stats().peers[&2].dropped, 0);
     common::shutdown_all(servers).await;
+}
+
+/// `send_waiting` waits for room in a full queue instead of dropping: while the peer is
+/// not yet running, the first sends fill its queue and the next one waits; once the
+/// peer runs, every message arrives, in order, and none was dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_waiting_waits_for_room_instead_of_dropping() {
+    const CAPACITY: usize = 4;
+    const COUNT: u64 = 40;
+    let options = Options {
+        queue_capacity: CAPACITY,
+        ..Options::default()
+    };
+    let (config, mut listeners) = common::loopback_cluster(2);
+    let config = config.with_options(options);
+    let second = listeners.pop().expect("listener of server 2");
+    let first = listeners.pop().expect("listener of server 1");
+    let one = Server::<Note>::start_with_listener(&config, 1, first)
+        .await
+        .expect("start");
+
+    let sender = one.sender();
+    let (progress, mut sent) = tokio::sync::mpsc::unbounded_channel();
+    let sending = tokio::spawn(async move {
+        for seq in 0..COUNT {
+            let outcome = sender.send_waiting(2, seq, &note(seq)).await;
+            outcome.expect("send_waiting");
+            let _ = progress.send(seq);
+        }
+    });
+
+    // Server 2 does not run yet, so nothing leaves the queue: once it holds CAPACITY
+    // messages, the next send can only wait.
+    for expected in 0..CAPACITY as u64 {
+        assert_eq!(sent.recv().await, Some(expected));
+    }
+
+    let mut two = Server::<Note>::start_with_listener(&config, 2, second)
+        .await
+        .expect("start");
+    let got = common::recv_n(&mut two, COUNT as usize).await;
+    sending.await.expect("sending task");
+
+    let seqs: Vec<u64> = got.iter().map(|e| e.message_id).collect();
+    assert_eq!(seqs, (0..COUNT).collect::<Vec<_>>());
+    assert!(got.iter().all(|e| e.message == note(e.message_id)));
+    assert_eq!(one.stats().peers[&2].dropped, 0);
+    common::shutdown_all(vec![one, two]).await;
 }
