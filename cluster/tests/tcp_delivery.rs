@@ -336,3 +336,49 @@ async fn send_waiting_waits_for_room_instead_of_dropping() {
     assert_eq!(one.stats().peers[&2].dropped, 0);
     common::shutdown_all(vec![one, two]).await;
 }
+
+/// Several tasks sending to one peer at once, in bursts with pauses between them (so
+/// that some frames are written directly and some queued), lose nothing and keep each
+/// task's order: the outbox's lock orders direct writes and queued frames alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_keep_each_senders_order() {
+    const TASKS: u64 = 4;
+    const PER_TASK: u64 = 5_000;
+    const BURST: u64 = 50;
+    let (_config, mut servers) = common::start_tcp::<Note>(2).await;
+
+    let mut sending = Vec::new();
+    for task in 0..TASKS {
+        let sender = servers[0].sender();
+        sending.push(tokio::spawn(async move {
+            for seq in 0..PER_TASK {
+                let id = task * PER_TASK + seq;
+                sender.send_waiting(2, id, &note(id)).await.expect("send");
+                if seq % BURST == BURST - 1 {
+                    // A pause long enough for the writer to park, so the next frame
+                    // may go straight to the socket.
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            }
+        }));
+    }
+
+    let got = common::recv_n(&mut servers[1], (TASKS * PER_TASK) as usize).await;
+    for task in sending {
+        task.await.expect("sending task");
+    }
+
+    let mut next = vec![0u64; TASKS as usize];
+    for envelope in &got {
+        let (task, seq) = (
+            envelope.message_id / PER_TASK,
+            envelope.message_id % PER_TASK,
+        );
+        assert_eq!(seq, next[task as usize], "task {task} out of order");
+        next[task as usize] += 1;
+        assert_eq!(envelope.message, note(envelope.message_id));
+    }
+    assert_eq!(next, vec![PER_TASK; TASKS as usize]);
+    assert_eq!(servers[0].stats().peers[&2].dropped, 0);
+    common::shutdown_all(servers).await;
+}
