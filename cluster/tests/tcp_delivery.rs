@@ -1,6 +1,6 @@
 //! Delivery over real loopback TCP: broadcast and unicast counts, restart on the same
-//! port, a stalled receiver, the errors a sender can get, and `send_waiting`'s wait
-//! for room.
+//! port, a stalled receiver, the errors a sender can get, `send_waiting`'s wait for
+//! room, and the order kept for senders on several threads at once.
 
 mod common;
 
